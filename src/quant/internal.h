@@ -1,0 +1,130 @@
+/* internal.h -- private helpers of src/quant: walking the groups of a layout
+ * as runs of contiguous elements, the per-element quantizer, and the kernel
+ * dispatch table of the solver. */
+#ifndef OCTAV_QUANT_INTERNAL_H
+#define OCTAV_QUANT_INTERNAL_H
+
+#include "octav/quant.h"
+
+#include <math.h>
+
+/* A run: contiguous elements [base, base+len) all in group `group`. Memory
+ * order: run j of CHANNEL is (o, c) = (j / C, j % C); of BLOCK is block j. */
+typedef struct {
+    int64_t base, len, group;
+} octav_run;
+
+static inline int64_t layout_nruns(const octav_layout *lay) {
+    switch (lay->kind) {
+    case OCTAV_GRAN_TENSOR: return 1;
+    case OCTAV_GRAN_CHANNEL: return lay->outer * lay->channels;
+    default: return lay->outer * lay->nblocks;
+    }
+}
+
+static inline octav_run layout_run(const octav_layout *lay, int64_t j) {
+    octav_run r;
+    switch (lay->kind) {
+    case OCTAV_GRAN_TENSOR:
+        r.base = 0; r.len = lay->numel; r.group = 0;
+        break;
+    case OCTAV_GRAN_CHANNEL:
+        r.base = j * lay->inner; r.len = lay->inner; r.group = j % lay->channels;
+        break;
+    default: {
+        int64_t row = j / lay->nblocks, b = j % lay->nblocks;
+        r.base = row * lay->inner + b * lay->block;
+        r.len = lay->inner - b * lay->block;
+        if (r.len > lay->block) r.len = lay->block;
+        r.group = j;
+    }
+    }
+    return r;
+}
+
+/* Segments of one group: nseg runs of seglen elements, stride apart. */
+typedef struct {
+    int64_t base, nseg, stride, seglen;
+} octav_span;
+
+static inline octav_span layout_span(const octav_layout *lay, int64_t g) {
+    octav_span s;
+    switch (lay->kind) {
+    case OCTAV_GRAN_TENSOR:
+        s.base = 0; s.nseg = 1; s.stride = 0; s.seglen = lay->numel;
+        break;
+    case OCTAV_GRAN_CHANNEL:
+        s.base = g * lay->inner; s.nseg = lay->outer;
+        s.stride = lay->channels * lay->inner; s.seglen = lay->inner;
+        break;
+    default: {
+        octav_run r = layout_run(lay, g);
+        s.base = r.base; s.nseg = 1; s.stride = 0; s.seglen = r.len;
+    }
+    }
+    return s;
+}
+
+/* Elementwise work is split into pieces of at most this many elements. */
+#define OCTAV_PIECE 65536
+
+/* Step of the grid for scale s: d = fl32(s / L). */
+static inline float grid_step(octav_grid g, float s) {
+    return s / (float)octav_grid_levels(g);
+}
+
+/* Unclamped integer rne(x/d) as float (NaN propagates). */
+static inline float q_round(float x, float d) { return rintf(x / d); }
+
+static inline float q_clamp(float q, float qmin, float qmax) {
+    return q < qmin ? qmin : (q > qmax ? qmax : q);
+}
+
+/* Magnitude transform of the clipping methods: |x| (signed grids) or
+ * max(x, 0) (unsigned grid; negatives take no part). */
+static inline float mag_of(float x, int is_unsigned) {
+    return is_unsigned ? (x > 0.0f ? x : 0.0f) : fabsf(x);
+}
+
+/* ---- OCTAV kernels (scalar reference in kernels.c, SIMD in kernels_*.c) --
+ * All sums are in double. `mag` selects |x| (0) or max(x,0) (1). */
+typedef struct {
+    double sum;        /* sum of magnitudes                      */
+    int64_t nnz;       /* magnitudes > 0                         */
+    float maxv;        /* largest magnitude                      */
+    int nonfinite;     /* 1 if a NaN or Inf was seen             */
+} octav_stats;
+
+typedef struct {
+    /* Stats of x[0..n) (magnitudes). */
+    void (*stats)(const float *x, int64_t n, int is_unsigned, octav_stats *out);
+    /* Sum and count of magnitudes > t over x[0..n). */
+    void (*above)(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt);
+    /* Writes the magnitudes of x[0..n) that are > t to out (order kept);
+     * returns how many. out may equal x only when the input is already
+     * magnitudes (is_unsigned ignored then: pass 0). */
+    int64_t (*compact)(const float *x, int64_t n, int is_unsigned, double t, float *out);
+    const char *name;
+} octav_kernels;
+
+extern const octav_kernels octav_kernels_scalar;
+#if OCTAV_HAVE_X86_SIMD
+extern const octav_kernels octav_kernels_avx2;
+extern const octav_kernels octav_kernels_avx512;
+#endif
+
+/* The fastest kernels this CPU supports (OCTAV_KERNELS=scalar|avx2|avx512
+ * in the environment overrides, for tests and benchmarks). */
+const octav_kernels *octav_kernels_best(void);
+/* Kernels by name, NULL when unknown or unsupported here. */
+const octav_kernels *octav_kernels_by_name(const char *name);
+
+
+
+/* Largest float f <= t: for any float m, (m > t) == (m > f). */
+static inline float float_floor_of(double t) {
+    float f = (float)t;
+    if ((double)f > t) f = nextafterf(f, -INFINITY);
+    return f;
+}
+#endif

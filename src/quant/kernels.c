@@ -1,0 +1,69 @@
+/* kernels.c -- scalar reference kernels of the OCTAV solver and the run-time
+ * choice between them and the AVX2 / AVX-512 versions. The scalar versions
+ * are the specification: SIMD versions are tested against them. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void stats_scalar(const float *x, int64_t n, int is_unsigned, octav_stats *out) {
+    double sum = 0;
+    int64_t nnz = 0;
+    float mx = 0.0f;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bad |= !isfinite(x[i]);
+        float m = mag_of(x[i], is_unsigned);
+        sum += m;
+        nnz += m > 0.0f;
+        mx = m > mx ? m : mx;
+    }
+    out->sum = sum; out->nnz = nnz; out->maxv = mx; out->nonfinite = bad;
+}
+
+static void above_scalar(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt) {
+    const float tf = float_floor_of(t);
+    double s = 0;
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float m = mag_of(x[i], is_unsigned);
+        if (m > tf) { s += m; c++; }
+    }
+    *sum = s; *cnt = c;
+}
+
+static int64_t compact_scalar(const float *x, int64_t n, int is_unsigned, double t, float *out) {
+    const float tf = float_floor_of(t);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float m = mag_of(x[i], is_unsigned);
+        if (m > tf) out[k++] = m;
+    }
+    return k;
+}
+
+const octav_kernels octav_kernels_scalar = {stats_scalar, above_scalar, compact_scalar, "scalar"};
+
+const octav_kernels *octav_kernels_by_name(const char *name) {
+    if (!name) return NULL;
+    if (strcmp(name, "scalar") == 0) return &octav_kernels_scalar;
+#if OCTAV_HAVE_X86_SIMD
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
+        return &octav_kernels_avx2;
+    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        return &octav_kernels_avx512;
+#endif
+    return NULL;
+}
+
+const octav_kernels *octav_kernels_best(void) {
+    static const octav_kernels *best;
+    if (best) return best;
+    const octav_kernels *k = octav_kernels_by_name(getenv("OCTAV_KERNELS"));
+    if (!k) k = octav_kernels_by_name("avx512");
+    if (!k) k = octav_kernels_by_name("avx2");
+    if (!k) k = &octav_kernels_scalar;
+    best = k;
+    return k;
+}

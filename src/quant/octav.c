@@ -1,0 +1,333 @@
+/* octav.c -- the OCTAV solver (paper-notes §3): the Newton recursion
+ *   s_{n+1} = sum_{|x|>s_n} |x| / ( c * #{0<|x|<=s_n} + #{|x|>s_n} )
+ * iterated to its exact fixed point, per group.
+ *
+ * The recursion's control (start, stopping rule, two-cycle rule) lives in
+ * one function shared by the scalar reference and the fast solver; they
+ * differ only in how one step's sum and count are found.
+ *
+ * Fast solver: one pass takes the group's statistics (non-zero count, sum,
+ * max, finiteness). Every later step needs the sum and count of magnitudes
+ * above s_n only; each step copies the magnitudes above 15/16 s_n into a
+ * workspace (order kept), so the next steps read a shrinking compact copy
+ * instead of the tensor. A step below the copy's bound goes back to the
+ * tensor. Sums are in double over fixed pieces combined in piece order, so
+ * the result does not depend on the thread count. */
+#include "internal.h"
+
+#include <omp.h>
+#include <string.h>
+
+struct octav_solver {
+    float *buf;      /* compact copies */
+    size_t buf_cap;  /* floats */
+    double *dpart;   /* per-piece sums */
+    int64_t *npart;  /* per-piece counts */
+    int64_t *cnt;    /* per-piece compact lengths */
+    size_t part_cap;
+    const octav_kernels *K;
+};
+
+octav_status octav_solver_create(octav_solver **out) {
+    if (!out) return octav_set_error(OCTAV_EINVAL, "NULL solver pointer");
+    octav_solver *sv = octav_calloc(1, sizeof *sv);
+    if (!sv) return octav_set_error(OCTAV_ENOMEM, "out of memory (solver)");
+    sv->K = octav_kernels_best();
+    *out = sv;
+    return OCTAV_OK;
+}
+
+void octav_solver_destroy(octav_solver *sv) {
+    if (!sv) return;
+    octav_free(sv->buf);
+    octav_free(sv->dpart);
+    octav_free(sv->npart);
+    octav_free(sv->cnt);
+    octav_free(sv);
+}
+
+/* Grows the workspace; keeps it for later calls. */
+static octav_status reserve(octav_solver *sv, size_t nfloats, size_t nparts) {
+    if (nfloats > sv->buf_cap) {
+        float *b = octav_malloc(nfloats * sizeof *b);
+        if (!b) return octav_set_error(OCTAV_ENOMEM, "out of memory (%zu-float solver workspace)", nfloats);
+        octav_free(sv->buf);
+        sv->buf = b;
+        sv->buf_cap = nfloats;
+    }
+    if (nparts > sv->part_cap) {
+        double *d = octav_malloc(nparts * sizeof *d);
+        int64_t *n = octav_malloc(nparts * sizeof *n);
+        int64_t *c = octav_malloc(nparts * sizeof *c);
+        if (!d || !n || !c) {
+            octav_free(d); octav_free(n); octav_free(c);
+            return octav_set_error(OCTAV_ENOMEM, "out of memory (solver partial sums)");
+        }
+        octav_free(sv->dpart); octav_free(sv->npart); octav_free(sv->cnt);
+        sv->dpart = d; sv->npart = n; sv->cnt = c;
+        sv->part_cap = nparts;
+    }
+    return OCTAV_OK;
+}
+
+/* ---- the recursion, shared by reference and fast solver --------------- */
+typedef struct {
+    double sum;   /* sum of magnitudes > s */
+    int64_t n1;   /* count of magnitudes > s */
+} step_stats;
+
+typedef step_stats (*step_fn)(void *ctx, double s);
+typedef double (*min_above_fn)(void *ctx, double s); /* smallest magnitude > s */
+
+/* Iterates s <- F(s) from s0. Stops at s_{n+1} == s_n (fixed point) or
+ * s_{n+1} == s_{n-1}: a two-cycle f_lo < a <= f_hi around a data value a
+ * where the convex cost the recursion minimises,
+ *   Jt(s) = c * sum_{0<|x|<=s} (s^2 - x^2) + sum_{|x|>s} (|x| - s)^2,
+ * has its kink minimum; a (the smallest magnitude above f_lo) is returned. */
+static double recursion(step_fn step, min_above_fn min_above, void *ctx, int64_t nnz, double c, double s0,
+                        int max_iter, int32_t *iterations, int *converged) {
+    double prev2 = -1.0, prev = s0;
+    int it = 0, conv = 0;
+    while (it < max_iter) {
+        step_stats st = step(ctx, prev);
+        double den = c * (double)(nnz - st.n1) + (double)st.n1;
+        double next = st.sum / den;
+        it++;
+        if (next == prev) { conv = 1; break; }
+        if (next == prev2) { conv = 1; prev = min_above(ctx, next < prev ? next : prev); break; }
+        prev2 = prev;
+        prev = next;
+    }
+    if (iterations) *iterations = it;
+    if (converged) *converged = conv;
+    return prev;
+}
+
+/* ---- scalar reference --------------------------------------------------- */
+typedef struct {
+    const float *x;
+    int64_t n;
+    int uns;
+} ref_ctx;
+
+static step_stats ref_step(void *vctx, double s) {
+    ref_ctx *r = vctx;
+    step_stats st = {0.0, 0};
+    for (int64_t i = 0; i < r->n; i++) {
+        double m = mag_of(r->x[i], r->uns);
+        if (m > s) { st.sum += m; st.n1++; }
+    }
+    return st;
+}
+
+static double ref_min_above(void *vctx, double s) {
+    ref_ctx *r = vctx;
+    double best = INFINITY;
+    for (int64_t i = 0; i < r->n; i++) {
+        double m = mag_of(r->x[i], r->uns);
+        if (m > s && m < best) best = m;
+    }
+    return best;
+}
+
+double octav_solve_ref(const float *x, int64_t n, octav_grid g, double s0, int max_iter,
+                       int32_t *iterations, int *converged) {
+    ref_ctx r = {x, n, g.kind == OCTAV_GRID_UNSIGNED};
+    double sum = 0;
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double m = mag_of(x[i], r.uns);
+        sum += m;
+        nnz += m > 0;
+    }
+    if (nnz == 0) {
+        if (iterations) *iterations = 0;
+        if (converged) *converged = 1;
+        return 0.0;
+    }
+    if (!(s0 > 0)) s0 = sum / (double)nnz;
+    return recursion(ref_step, ref_min_above, &r, nnz, octav_grid_noise_c(g), s0, max_iter, iterations, converged);
+}
+
+double octav_model_cost(const float *x, int64_t n, octav_grid g, double s) {
+    const int uns = g.kind == OCTAV_GRID_UNSIGNED;
+    const double c = octav_grid_noise_c(g);
+    double J = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double m = mag_of(x[i], uns);
+        if (m == 0) continue;
+        J += m <= s ? c * s * s : (m - s) * (m - s);
+    }
+    return J / (double)n;
+}
+
+/* ---- fast solver ---------------------------------------------------------
+ * A group is a list of pieces (contiguous runs of at most OCTAV_PIECE
+ * elements); piece k owns workspace floats [off[k], off[k] + len[k]). */
+typedef struct {
+    const octav_kernels *K;
+    const float *const *src; /* piece k's data in the tensor */
+    const int64_t *len;
+    const int64_t *off;
+    int64_t npieces;
+    float *buf;
+    int64_t *cnt;            /* compact lengths per piece */
+    double *dpart;
+    int64_t *npart;
+    int uns;
+    int par;                 /* run pieces in parallel */
+    double bound;            /* the compact copy holds magnitudes > bound; <0: none */
+} fast_ctx;
+
+static step_stats fast_step(void *vctx, double s) {
+    fast_ctx *f = vctx;
+    const octav_kernels *K = f->K;
+    const int from_buf = f->bound >= 0 && s >= f->bound;
+    const double nb = (double)float_floor_of(s * (15.0 / 16.0));
+    const int recompact = nb > f->bound || !from_buf;
+#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (f->par)
+    for (int64_t k = 0; k < f->npieces; k++) {
+        const float *in = from_buf ? f->buf + f->off[k] : f->src[k];
+        int64_t n = from_buf ? f->cnt[k] : f->len[k];
+        int uns = from_buf ? 0 : f->uns;
+        if (recompact) {
+            float *out = f->buf + f->off[k];
+            n = K->compact(in, n, uns, nb, out);
+            f->cnt[k] = n;
+            in = out;
+            uns = 0;
+        }
+        K->above(in, n, uns, s, &f->dpart[k], &f->npart[k]);
+    }
+    if (recompact) f->bound = nb;
+    step_stats st = {0.0, 0};
+    for (int64_t k = 0; k < f->npieces; k++) { st.sum += f->dpart[k]; st.n1 += f->npart[k]; }
+    return st;
+}
+
+static double fast_min_above(void *vctx, double s) {
+    fast_ctx *f = vctx;
+    const int from_buf = f->bound >= 0 && s >= f->bound;
+    double best = INFINITY;
+    for (int64_t k = 0; k < f->npieces; k++) {
+        const float *in = from_buf ? f->buf + f->off[k] : f->src[k];
+        int64_t n = from_buf ? f->cnt[k] : f->len[k];
+        for (int64_t i = 0; i < n; i++) {
+            double m = mag_of(in[i], from_buf ? 0 : f->uns);
+            if (m > s && m < best) best = m;
+        }
+    }
+    return best;
+}
+
+/* Solves one group given as pieces. Returns 1 if a non-finite value was seen. */
+static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
+                        float *scale, int32_t *iters, uint8_t *conv) {
+    octav_stats tot = {0, 0, 0, 0};
+    int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (f->par) reduction(| : bad)
+    for (int64_t k = 0; k < f->npieces; k++) {
+        octav_stats st;
+        f->K->stats(f->src[k], f->len[k], f->uns, &st);
+        f->dpart[k] = st.sum;
+        f->npart[k] = st.nnz;
+        bad |= st.nonfinite;
+    }
+    if (bad) return 1;
+    for (int64_t k = 0; k < f->npieces; k++) { tot.sum += f->dpart[k]; tot.nnz += f->npart[k]; }
+    f->bound = -1.0;
+    int cv = 1;
+    int32_t it = 0;
+    double s = 0.0;
+    if (tot.nnz > 0) {
+        if (!(s0 > 0)) s0 = tot.sum / (double)tot.nnz;
+        s = recursion(fast_step, fast_min_above, f, tot.nnz, c, s0, max_iter, &it, &cv);
+    }
+    *scale = (float)s;
+    if (iters) *iters = it;
+    if (conv) *conv = (uint8_t)cv;
+    return 0;
+}
+
+/* Number of pieces of group g (segments split at OCTAV_PIECE). */
+static int64_t group_npieces(const octav_layout *lay) {
+    octav_span sp = layout_span(lay, 0);
+    return sp.nseg * ((sp.seglen + OCTAV_PIECE - 1) / OCTAV_PIECE);
+}
+
+static int64_t max_group_size(const octav_layout *lay) {
+    if (lay->kind == OCTAV_GRAN_BLOCK) return lay->block < lay->inner ? lay->block : lay->inner;
+    return layout_span(lay, 0).nseg * layout_span(lay, 0).seglen;
+}
+
+/* Fills piece tables for group g; returns the piece count. */
+static int64_t group_pieces(const octav_layout *lay, int64_t g, const float *x,
+                            const float **src, int64_t *len, int64_t *off) {
+    octav_span sp = layout_span(lay, g);
+    int64_t k = 0, o = 0;
+    for (int64_t j = 0; j < sp.nseg; j++) {
+        const float *seg = x + sp.base + j * sp.stride;
+        for (int64_t b = 0; b < sp.seglen; b += OCTAV_PIECE) {
+            src[k] = seg + b;
+            len[k] = sp.seglen - b < OCTAV_PIECE ? sp.seglen - b : OCTAV_PIECE;
+            off[k] = o;
+            o += len[k];
+            k++;
+        }
+    }
+    return k;
+}
+
+octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layout *lay, const float *x,
+                                int max_iter, const float *warm, float *scales, octav_clip_info *info,
+                                const char *name);
+
+octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layout *lay, const float *x,
+                                int max_iter, const float *warm, float *scales, octav_clip_info *info,
+                                const char *name) {
+    const int uns = g.kind == OCTAV_GRID_UNSIGNED;
+    const double c = octav_grid_noise_c(g);
+    const int64_t G = lay->ngroups, P = group_npieces(lay), gsize = max_group_size(lay);
+    const int one = G == 1;
+    const int T = one ? 1 : (octav_get_threads() < G ? octav_get_threads() : (int)G);
+    /* per worker: gsize floats of workspace, P pieces x (src, len, off) */
+    octav_status st = reserve(sv, (size_t)T * (size_t)gsize, (size_t)T * (size_t)P);
+    if (st) return st;
+    const float **srcs = octav_malloc((size_t)T * (size_t)P * sizeof *srcs);
+    int64_t *lens = octav_malloc((size_t)T * (size_t)P * 2 * sizeof *lens);
+    if (!srcs || !lens) {
+        octav_free(srcs); octav_free(lens);
+        return octav_set_error(OCTAV_ENOMEM, "out of memory (piece tables)");
+    }
+    int bad = 0;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(T) if (!one) reduction(| : bad)
+    for (int64_t gi = 0; gi < G; gi++) {
+        const int w = one ? 0 : omp_get_thread_num();
+        const float **src = srcs + (size_t)w * P;
+        int64_t *len = lens + (size_t)w * P * 2, *off = len + P;
+        fast_ctx f;
+        f.K = sv->K;
+        f.npieces = group_pieces(lay, gi, x, src, len, off);
+        f.src = src; f.len = len; f.off = off;
+        f.buf = sv->buf + (size_t)w * gsize;
+        f.cnt = sv->cnt + (size_t)w * P;
+        f.dpart = sv->dpart + (size_t)w * P;
+        f.npart = sv->npart + (size_t)w * P;
+        f.uns = uns;
+        f.par = one && f.npieces > 1;
+        double s0 = warm ? (double)warm[gi] : 0.0;
+        bad |= solve_pieces(&f, c, s0, max_iter, &scales[gi],
+                            info && info->iterations ? &info->iterations[gi] : NULL,
+                            info && info->converged ? &info->converged[gi] : NULL);
+    }
+    octav_free(srcs);
+    octav_free(lens);
+    if (bad) return octav_check_finite(x, lay->numel, name);
+    return OCTAV_OK;
+}
+
+/* For tests and benchmarks: run this solver with a given kernel set. */
+void octav_solver_set_kernels_(octav_solver *sv, const octav_kernels *K);
+void octav_solver_set_kernels_(octav_solver *sv, const octav_kernels *K) {
+    if (sv && K) sv->K = K;
+}

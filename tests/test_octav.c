@@ -1,0 +1,393 @@
+/* test_octav.c -- the OCTAV solver: fixed points against the published
+ * expectation values (paper-notes §3), brute-force minimisation of the model
+ * cost on the data, the fast solver against the scalar reference for every
+ * kernel set and thread count, grids' constants, zeros, warm starts,
+ * degenerate groups and non-finite input. */
+#include "octav/quant.h"
+#include "quant/internal.h"
+#include "test.h"
+
+static const octav_grid FULL4 = {4, OCTAV_GRID_FULL};
+
+static float *laplace(int64_t n, uint64_t seed, double b) {
+    trng r = {seed, 0, 0};
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(b * trng_laplace(&r));
+    return x;
+}
+
+static float *gauss(int64_t n, uint64_t seed, double sigma) {
+    trng r = {seed, 0, 0};
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(sigma * trng_gauss(&r));
+    return x;
+}
+
+static float solve1(const float *x, int64_t n, octav_grid g, const float *warm, int max_iter,
+                    int32_t *it, uint8_t *cv) {
+    octav_shape shp = {1, {n}};
+    octav_layout lay;
+    CHECK(octav_layout_make(&shp, (octav_group_spec){OCTAV_GRAN_TENSOR, 0, 0}, &lay) == OCTAV_OK);
+    octav_solver *sv;
+    CHECK(octav_solver_create(&sv) == OCTAV_OK);
+    octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+    cfg.warm_start = warm;
+    if (max_iter) cfg.max_iter = max_iter;
+    float s = -1;
+    octav_clip_info info = {it, cv};
+    CHECK(octav_clip(sv, &cfg, g, &lay, x, &s, &info) == OCTAV_OK);
+    octav_solver_destroy(sv);
+    return s;
+}
+
+/* Published fixed points of the exact-expectation recursion (paper-notes §3). */
+static const double LAPLACE_FP[7] = {2.874, 3.913, 5.034, 6.207, 7.414, 8.646, 9.897};
+static const double GAUSS_FP[7] = {1.739, 2.161, 2.562, 2.937, 3.287, 3.615, 3.924};
+static const double ACIQ_LAPLACE[5] = {5.03, 6.20, 7.41, 8.64, 9.89}; /* B = 4..8 */
+static const double ACIQ_GAUSS[5] = {2.55, 2.93, 3.28, 3.61, 3.92};
+
+static void test_analytic_fixed_points(void) {
+    for (int b = 2; b <= 8; b++) {
+        octav_grid g = {b, OCTAV_GRID_FULL};
+        CHECK_NEAR(octav_fixed_point_laplace(g), LAPLACE_FP[b - 2], 6e-4, 0);
+        CHECK_NEAR(octav_fixed_point_gauss(g), GAUSS_FP[b - 2], 6e-4, 0);
+        if (b >= 4) { /* Banner et al. print two decimals */
+            CHECK_NEAR(octav_aciq_ratio_laplace(g), ACIQ_LAPLACE[b - 4], 0.01, 0);
+            CHECK_NEAR(octav_aciq_ratio_gauss(g), ACIQ_GAUSS[b - 4], 0.01, 0);
+        }
+    }
+    /* ACIQ drops P(|X|<=s): it clips harder at 2-3 bits, the same from 4 bits on */
+    octav_grid g2 = {2, OCTAV_GRID_FULL};
+    CHECK(octav_fixed_point_gauss(g2) - octav_aciq_ratio_gauss(g2) > 0.02);
+}
+
+/* On large samples the data's fixed point approaches the expectation's. */
+static void test_sample_fixed_points(void) {
+    const int64_t n = 1 << 21;
+    float *xl = laplace(n, 11, 1.0), *xg = gauss(n, 12, 1.0);
+    for (int b = 2; b <= 8; b++) {
+        octav_grid g = {b, OCTAV_GRID_FULL};
+        uint8_t cv = 0;
+        float sl = solve1(xl, n, g, NULL, 0, NULL, &cv);
+        CHECK(cv == 1);
+        CHECK_NEAR(sl, LAPLACE_FP[b - 2], 0, 0.01);
+        float sg = solve1(xg, n, g, NULL, 0, NULL, &cv);
+        CHECK(cv == 1);
+        CHECK_NEAR(sg, GAUSS_FP[b - 2], 0, 0.01);
+    }
+    free(xl);
+    free(xg);
+}
+
+/* Brute force: sort the magnitudes; on each interval between consecutive
+ * data values Jt is a quadratic; take the best clamped stationary point. */
+static int cmp_f(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static double brute_force_min(const float *x, int64_t n, octav_grid g) {
+    const double c = octav_grid_noise_c(g);
+    const int uns = g.kind == OCTAV_GRID_UNSIGNED;
+    float *m = malloc((size_t)n * sizeof *m);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float a = mag_of(x[i], uns);
+        if (a > 0) m[k++] = a;
+    }
+    qsort(m, (size_t)k, sizeof *m, cmp_f);
+    double tail = 0, tail2 = 0, head2 = 0;
+    for (int64_t i = 0; i < k; i++) { tail += m[i]; tail2 += (double)m[i] * m[i]; }
+    double best = INFINITY, best_s = 0;
+    /* interval j: s in [m[j-1], m[j]): m[0..j) inside, the rest clipped */
+    for (int64_t j = 0; j <= k; j++) {
+        double lo = j ? m[j - 1] : 0.0, hi = j < k ? m[j] : INFINITY;
+        double N0 = (double)j, N1 = (double)(k - j);
+        double s = tail / (c * N0 + N1);
+        if (s < lo) s = lo;
+        if (s > hi) s = hi;
+        double J = c * (s * s * N0 - head2) + tail2 - 2 * s * tail + N1 * s * s;
+        if (J < best) { best = J; best_s = s; }
+        if (j < k) { tail -= m[j]; tail2 -= (double)m[j] * m[j]; head2 += (double)m[j] * m[j]; }
+    }
+    free(m);
+    return best_s;
+}
+
+static void test_brute_force(void) {
+    const int64_t ns[3] = {257, 5000, 40000};
+    for (int t = 0; t < 3; t++)
+        for (int b = 2; b <= 8; b += 2)
+            for (int kind = 0; kind < 3; kind++) {
+                octav_grid g = {b, (octav_grid_kind)kind};
+                float *x = t == 1 ? gauss(ns[t], 100 + b, 0.5) : laplace(ns[t], 200 + b + t, 2.0);
+                float sb = (float)brute_force_min(x, ns[t], g);
+                float s = solve1(x, ns[t], g, NULL, 0, NULL, NULL);
+                CHECK_MSG(s == sb, "n=%lld b=%d grid=%d: solver %.9g, brute force %.9g",
+                          (long long)ns[t], b, kind, s, sb);
+                free(x);
+            }
+}
+
+/* The fast solver equals the scalar reference for every kernel set, thread
+ * count, granularity and grid. */
+static void compare_with_ref(const char *kname, int threads) {
+    const octav_kernels *K = octav_kernels_by_name(kname);
+    if (!K) { fprintf(stderr, "  (kernels %s not supported on this CPU: compared scalar only)\n", kname); return; }
+    octav_set_threads(threads);
+    const int64_t C = 24, R = 3, D = 20001; /* odd sizes: tails and pieces */
+    float *x = laplace(C * R * D, 77, 0.1);
+    for (int64_t i = 0; i < C * R * D; i += 13) x[i] = 0.0f; /* exact zeros */
+    octav_shape shp = {3, {C, R, D}};
+    octav_group_spec specs[4] = {{OCTAV_GRAN_TENSOR, 0, 0}, {OCTAV_GRAN_CHANNEL, 0, 0},
+                                 {OCTAV_GRAN_CHANNEL, 1, 0}, {OCTAV_GRAN_BLOCK, 0, 37}};
+    octav_solver *sv;
+    octav_solver_create(&sv);
+    /* force the kernel set under test */
+    extern void octav_solver_set_kernels_(octav_solver *, const octav_kernels *);
+    octav_solver_set_kernels_(sv, K);
+    for (int sp = 0; sp < 4; sp++)
+        for (int kind = 0; kind < 3; kind++) {
+            octav_grid g = {3 + kind, (octav_grid_kind)kind};
+            octav_layout lay;
+            CHECK(octav_layout_make(&shp, specs[sp], &lay) == OCTAV_OK);
+            float *s = malloc((size_t)lay.ngroups * sizeof *s);
+            int32_t *it = malloc((size_t)lay.ngroups * sizeof *it);
+            uint8_t *cv = malloc((size_t)lay.ngroups);
+            octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+            octav_clip_info info = {it, cv};
+            CHECK(octav_clip(sv, &cfg, g, &lay, x, s, &info) == OCTAV_OK);
+            float *gbuf = malloc((size_t)lay.numel * sizeof *gbuf);
+            int64_t nbad = 0;
+            for (int64_t gi = 0; gi < lay.ngroups; gi++) {
+                octav_span span = layout_span(&lay, gi);
+                int64_t n = 0;
+                for (int64_t j = 0; j < span.nseg; j++)
+                    for (int64_t i = 0; i < span.seglen; i++) gbuf[n++] = x[span.base + j * span.stride + i];
+                int32_t rit;
+                int rcv;
+                float rs = (float)octav_solve_ref(gbuf, n, g, 0.0, 100, &rit, &rcv);
+                if (rs != s[gi] || rit != it[gi] || rcv != cv[gi]) {
+                    if (nbad++ < 3)
+                        fprintf(stderr, "  %s/%d spec %d grid %d group %lld: %.9g (%d it) vs ref %.9g (%d it)\n",
+                                kname, threads, sp, kind, (long long)gi, s[gi], it[gi], rs, rit);
+                }
+            }
+            CHECK_EQ_INT(nbad, 0);
+            free(gbuf); free(s); free(it); free(cv);
+        }
+    octav_solver_destroy(sv);
+    free(x);
+    octav_set_threads(0);
+}
+
+static void test_fast_equals_ref_scalar(void) { compare_with_ref("scalar", 1); }
+static void test_fast_equals_ref_avx2(void) { compare_with_ref("avx2", 2); }
+static void test_fast_equals_ref_avx512_1t(void) { compare_with_ref("avx512", 1); }
+static void test_fast_equals_ref_avx512_2t(void) { compare_with_ref("avx512", 2); }
+
+/* Kernels agree with the scalar ones on awkward lengths and thresholds. */
+static void test_kernels_match(void) {
+    const char *names[2] = {"avx2", "avx512"};
+    float *x = gauss(1000, 5, 1.0);
+    float *o1 = malloc(1000 * sizeof(float)), *o2 = malloc(1000 * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        const octav_kernels *K = octav_kernels_by_name(names[k]), *S = &octav_kernels_scalar;
+        if (!K) continue;
+        for (int n = 0; n < 70; n++)
+            for (int uns = 0; uns < 2; uns++) {
+                double t = 0.3 + 0.01 * n;
+                octav_stats a, b;
+                K->stats(x + 3, n, uns, &a);
+                S->stats(x + 3, n, uns, &b);
+                CHECK_NEAR(a.sum, b.sum, 1e-12, 1e-12);
+                CHECK_EQ_INT(a.nnz, b.nnz);
+                CHECK(a.maxv == b.maxv);
+                double s1, s2;
+                int64_t c1, c2;
+                K->above(x + 1, n, uns, t, &s1, &c1);
+                S->above(x + 1, n, uns, t, &s2, &c2);
+                CHECK_EQ_INT(c1, c2);
+                CHECK_NEAR(s1, s2, 1e-12, 1e-12);
+                int64_t k1 = K->compact(x + 2, n, uns, t, o1), k2 = S->compact(x + 2, n, uns, t, o2);
+                CHECK_EQ_INT(k1, k2);
+                CHECK(memcmp(o1, o2, (size_t)k1 * sizeof(float)) == 0);
+            }
+        /* non-finite detection in every lane position */
+        for (int pos = 0; pos < 40; pos++) {
+            float y[40];
+            for (int i = 0; i < 40; i++) y[i] = 1.0f;
+            y[pos] = pos & 1 ? NAN : -INFINITY;
+            octav_stats a;
+            K->stats(y, 40, pos % 3 == 0, &a);
+            CHECK(a.nonfinite == 1);
+        }
+    }
+    free(x); free(o1); free(o2);
+}
+
+static void test_grid_constants_and_zeros(void) {
+    /* each grid uses its own c: the fixed point on the same data differs and
+     * equals the reference with that grid's c */
+    const int64_t n = 100000;
+    float *x = laplace(n, 9, 1.0);
+    octav_grid gf = {4, OCTAV_GRID_FULL}, gn = {4, OCTAV_GRID_NARROW}, gu = {4, OCTAV_GRID_UNSIGNED};
+    CHECK_NEAR(octav_grid_noise_c(gf), 1.0 / (3.0 * 256), 0, 1e-15);
+    CHECK_NEAR(octav_grid_noise_c(gu), 1.0 / (12.0 * 256), 0, 1e-15);
+    CHECK_NEAR(octav_grid_noise_c(gn), 1.0 / (12.0 * 49), 0, 1e-15);
+    float sf = solve1(x, n, gf, NULL, 0, NULL, NULL), sn = solve1(x, n, gn, NULL, 0, NULL, NULL);
+    CHECK(sn < sf); /* coarser narrow grid clips harder */
+    CHECK(sf == (float)octav_solve_ref(x, n, gf, 0, 100, NULL, NULL));
+    CHECK(sn == (float)octav_solve_ref(x, n, gn, 0, 100, NULL, NULL));
+    /* unsigned: negatives take no part -> same as the positive half alone */
+    float *pos = malloc((size_t)n * sizeof *pos);
+    int64_t np = 0;
+    for (int64_t i = 0; i < n; i++) if (x[i] > 0) pos[np++] = x[i];
+    float su = solve1(x, n, gu, NULL, 0, NULL, NULL), sp = solve1(pos, np, gu, NULL, 0, NULL, NULL);
+    CHECK(su == sp);
+    /* zeros are excluded: padding with zeros changes nothing */
+    float *z = calloc((size_t)(2 * n), sizeof *z);
+    for (int64_t i = 0; i < n; i++) z[2 * i + 1] = x[i];
+    CHECK(solve1(z, 2 * n, gf, NULL, 0, NULL, NULL) == sf);
+    free(x); free(pos); free(z);
+}
+
+static void test_warm_start_and_cap(void) {
+    const int64_t n = 200000;
+    float *x = gauss(n, 21, 3.0);
+    int32_t it0, it1, it2;
+    uint8_t c0, c1, c2;
+    float s0 = solve1(x, n, FULL4, NULL, 0, &it0, &c0);
+    float w = 100.0f, w2 = 0.01f;
+    float s1 = solve1(x, n, FULL4, &w, 0, &it1, &c1);
+    float s2 = solve1(x, n, FULL4, &w2, 0, &it2, &c2);
+    CHECK(c0 && c1 && c2);
+    CHECK(s0 == s1 && s0 == s2);
+    /* warm start at the answer converges in one confirming step */
+    int32_t it3;
+    float s3 = solve1(x, n, FULL4, &s0, 0, &it3, NULL);
+    CHECK(s3 == s0);
+    CHECK(it3 <= 2);
+    /* a cap of 2 stops early, reports not converged, and equals the reference's 2nd iterate */
+    int32_t itc;
+    uint8_t cc;
+    float sc = solve1(x, n, FULL4, NULL, 2, &itc, &cc);
+    int32_t rit;
+    int rcv;
+    float rs = (float)octav_solve_ref(x, n, FULL4, 0, 2, &rit, &rcv);
+    CHECK_EQ_INT(itc, 2);
+    CHECK(cc == 0 && rcv == 0);
+    CHECK(sc == rs);
+    CHECK(sc != s0);
+    free(x);
+}
+
+static void test_degenerate(void) {
+    octav_shape shp = {2, {3, 4}};
+    octav_layout lay;
+    octav_layout_make(&shp, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, &lay);
+    float x[12] = {0, 0, 0, 0, 2, 2, 2, 2, -1, 0, 0, 0};
+    float s[3];
+    int32_t it[3];
+    uint8_t cv[3];
+    octav_solver *sv;
+    octav_solver_create(&sv);
+    octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+    octav_clip_info info = {it, cv};
+    CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, &info) == OCTAV_OK);
+    CHECK(s[0] == 0.0f && it[0] == 0 && cv[0] == 1);  /* all-zero group */
+    CHECK(s[1] == 2.0f && cv[1] == 1);                 /* constant group: two-cycle {0, 2} -> the kink at 2 */
+    CHECK(s[2] == 1.0f && cv[2] == 1);
+    float y[12];
+    CHECK(octav_fq_forward(FULL4, &lay, x, s, y) == OCTAV_OK);
+    for (int i = 0; i < 4; i++) CHECK(y[i] == 0.0f);
+    /* non-finite values: error naming tensor and index */
+    x[6] = NAN;
+    cfg.name = "layer1.weight";
+    CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL) == OCTAV_ENONFINITE);
+    CHECK(strstr(octav_last_error(), "layer1.weight") && strstr(octav_last_error(), "index 6"));
+    x[6] = 2;
+    x[11] = -INFINITY;
+    CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL) == OCTAV_ENONFINITE);
+    CHECK(strstr(octav_last_error(), "index 11") != NULL);
+    x[11] = 0;
+    /* bad arguments */
+    CHECK(octav_clip(sv, &cfg, (octav_grid){1, OCTAV_GRID_FULL}, &lay, x, s, NULL) == OCTAV_EINVAL);
+    CHECK(octav_clip(sv, &cfg, (octav_grid){17, OCTAV_GRID_FULL}, &lay, x, s, NULL) == OCTAV_EINVAL);
+    cfg.max_iter = 0;
+    CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL) == OCTAV_EINVAL);
+    octav_shape empty = {1, {0}};
+    CHECK(octav_layout_make(&empty, (octav_group_spec){OCTAV_GRAN_TENSOR, 0, 0}, &lay) == OCTAV_EEMPTY);
+    octav_shape s2 = {2, {3, 4}};
+    CHECK(octav_layout_make(&s2, (octav_group_spec){OCTAV_GRAN_CHANNEL, 2, 0}, &lay) == OCTAV_EINVAL);
+    CHECK(octav_layout_make(&s2, (octav_group_spec){OCTAV_GRAN_CHANNEL, -3, 0}, &lay) == OCTAV_EINVAL);
+    CHECK(octav_layout_make(&s2, (octav_group_spec){OCTAV_GRAN_BLOCK, 0, 0}, &lay) == OCTAV_EINVAL);
+    octav_solver_destroy(sv);
+}
+
+/* Static calibration averages per-batch scales. */
+static void test_static(void) {
+    const int64_t n = 5000;
+    float *a = laplace(n, 1, 1.0), *b = laplace(n, 2, 2.0);
+    const float *batches[2] = {a, b};
+    octav_shape shp = {1, {n}};
+    octav_layout lay;
+    octav_layout_make(&shp, (octav_group_spec){OCTAV_GRAN_TENSOR, 0, 0}, &lay);
+    octav_solver *sv;
+    octav_solver_create(&sv);
+    octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+    float s, sa, sb;
+    CHECK(octav_clip_static(sv, &cfg, FULL4, &lay, batches, 2, &s) == OCTAV_OK);
+    octav_clip(sv, &cfg, FULL4, &lay, a, &sa, NULL);
+    octav_clip(sv, &cfg, FULL4, &lay, b, &sb, NULL);
+    CHECK(s == (float)(((double)sa + (double)sb) / 2));
+    CHECK(octav_clip_static(sv, &cfg, FULL4, &lay, batches, 0, &s) == OCTAV_EINVAL);
+    octav_solver_destroy(sv);
+    free(a); free(b);
+}
+
+/* Allocation failures surface as OCTAV_ENOMEM, never a crash. */
+static int fail_after;
+static void *failing_alloc(size_t n, void *u) { (void)u; return fail_after-- > 0 ? malloc(n) : NULL; }
+static void plain_free(void *p, void *u) { (void)u; free(p); }
+
+static void test_alloc_failure(void) {
+    const int64_t n = 300000;
+    float *x = laplace(n, 3, 1.0);
+    octav_shape shp = {2, {300, 1000}};
+    octav_layout lay;
+    octav_layout_make(&shp, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, &lay);
+    float s[300];
+    for (int k = 0; k < 6; k++) {
+        fail_after = k;
+        octav_set_allocator(failing_alloc, plain_free, NULL);
+        octav_solver *sv = NULL;
+        octav_status st = octav_solver_create(&sv);
+        if (st == OCTAV_OK) {
+            octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+            st = octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL);
+            octav_solver_destroy(sv);
+        }
+        octav_set_allocator(NULL, NULL, NULL);
+        CHECK(st == OCTAV_OK || st == OCTAV_ENOMEM);
+        if (k == 0) CHECK(st == OCTAV_ENOMEM);
+    }
+    free(x);
+}
+
+int main(void) {
+    RUN(test_analytic_fixed_points);
+    RUN(test_sample_fixed_points);
+    RUN(test_brute_force);
+    RUN(test_kernels_match);
+    RUN(test_fast_equals_ref_scalar);
+    RUN(test_fast_equals_ref_avx2);
+    RUN(test_fast_equals_ref_avx512_1t);
+    RUN(test_fast_equals_ref_avx512_2t);
+    RUN(test_grid_constants_and_zeros);
+    RUN(test_warm_start_and_cap);
+    RUN(test_degenerate);
+    RUN(test_static);
+    RUN(test_alloc_failure);
+    return TEST_SUMMARY();
+}
