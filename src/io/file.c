@@ -6,7 +6,8 @@
  * new file) and renames it over PATH; on any failure the temporary file is
  * removed and PATH is left as it was. The mode is taken from umask(2), which
  * briefly sets the process umask; callers that create files from several
- * threads at once may see the old value there.
+ * threads at once may see the old value there. A symbolic link at PATH is
+ * replaced by the new file, not followed.
  * Leaves out memory mapping, locking, and Windows. */
 #define _POSIX_C_SOURCE 200809L
 

@@ -10,8 +10,10 @@
  * Writer: '<f4', C order, version 1.0 (2.0 if the header would not fit),
  * header padded with spaces and ended by '\n' so data starts at a multiple
  * of 64 bytes, as numpy.save does.
- * Leaves out structured, integer, complex, string and object dtypes
- * (OCTAV_EUNSUPPORTED), memory mapping and pickles. */
+ * Leaves out (OCTAV_EUNSUPPORTED) structured, integer, complex, string and
+ * object dtypes, more than OCTAV_MAX_DIMS dimensions, element counts beyond
+ * int64 and other format versions; also memory mapping, pickles and
+ * backslash escapes inside header strings (OCTAV_EFORMAT). */
 #include "half.h"
 
 #include <stdio.h>
@@ -94,7 +96,7 @@ static octav_status parse_shape(cursor *c, octav_shape *shape) {
     skip_ws(c);
     int n = 0, commas = 0;
     while (!at(c, ')')) {
-        int64_t d;
+        int64_t d = 0;
         octav_status st = parse_dim(c, &d);
         if (st) return st;
         if (n == OCTAV_MAX_DIMS)
@@ -143,6 +145,8 @@ typedef struct {
 
 static octav_status parse_header(cursor *c, npy_header *h) {
     int have_descr = 0, have_fortran = 0, have_shape = 0;
+    const char *descr = NULL;
+    size_t dlen = 0;
     skip_ws(c);
     if (!at(c, '{')) return octav_set_error(OCTAV_EFORMAT, "npy header: not a dict");
     c->p++;
@@ -160,12 +164,9 @@ static octav_status parse_header(cursor *c, npy_header *h) {
         int *seen;
         if (klen == 5 && !memcmp(key, "descr", 5)) {
             seen = &have_descr;
-            const char *s;
-            size_t n;
             if (at(c, '[') || at(c, '{') || at(c, '('))
                 return octav_set_error(OCTAV_EUNSUPPORTED, "npy: structured dtypes are not supported");
-            st = parse_string(c, &s, &n);
-            if (!st) st = parse_descr(s, n, &h->dtype, &h->big);
+            st = parse_string(c, &descr, &dlen);
         } else if (klen == 13 && !memcmp(key, "fortran_order", 13)) {
             seen = &have_fortran;
             st = parse_bool(c, &h->fortran);
@@ -190,7 +191,7 @@ static octav_status parse_header(cursor *c, npy_header *h) {
     if (!have_descr || !have_fortran || !have_shape)
         return octav_set_error(OCTAV_EFORMAT, "npy header: missing '%s'",
                                !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
-    return OCTAV_OK;
+    return parse_descr(descr, dlen, &h->dtype, &h->big);
 }
 
 static void fortran_to_c(float *dst, const unsigned char *src, const npy_header *h, size_t numel) {
@@ -238,7 +239,7 @@ octav_status octav_npy_read_mem(const void *buf, size_t len, octav_tensor *out) 
     if (st) return st;
 
     int64_t numel = octav_shape_numel(&h.shape);
-    if (numel < 0) return octav_set_error(OCTAV_EFORMAT, "npy: shape overflows");
+    if (numel < 0) return octav_set_error(OCTAV_EUNSUPPORTED, "npy: element count of the shape overflows");
     size_t isz = octav_io_dtype_size(h.dtype), avail = len - pre - hlen;
     if (avail % isz != 0 || (uint64_t)numel != avail / isz)
         return octav_set_error(OCTAV_EFORMAT,

@@ -42,7 +42,7 @@ static const dtype_info k_dtypes[] = {
 typedef struct {
     const char *name;
     const dtype_info *dt;
-    const cJSON *shape;
+    octav_shape shape; /* filled for loaded (floating) tensors */
     uint64_t begin, end;
     int index; /* position in the JSON object */
 } entry;
@@ -99,11 +99,18 @@ static octav_status parse_entry(const cJSON *item, int index, uint64_t data_len,
     if (numel > big || (numel * e->dt->bits) % 8 != 0 ||
         numel * e->dt->bits / 8 != e->end - e->begin)
         return bad(name, "byte size does not match dtype and shape");
-    if (e->dt->fdt >= 0 && ndim > OCTAV_MAX_DIMS)
-        return octav_set_error(OCTAV_EUNSUPPORTED, "safetensors: tensor '%.64s' has more than %d dimensions",
-                               name, OCTAV_MAX_DIMS);
+    if (e->dt->fdt >= 0) {
+        if (ndim > OCTAV_MAX_DIMS)
+            return octav_set_error(OCTAV_EUNSUPPORTED,
+                                   "safetensors: tensor '%.64s' has more than %d dimensions",
+                                   name, OCTAV_MAX_DIMS);
+        e->shape.ndim = 0;
+        cJSON_ArrayForEach(f, shape) e->shape.dim[e->shape.ndim++] = (int64_t)f->valuedouble;
+        if (octav_shape_numel(&e->shape) < 0)
+            return octav_set_error(OCTAV_EUNSUPPORTED, "safetensors: tensor '%.64s': shape overflows",
+                                   name);
+    }
     e->name = name;
-    e->shape = shape;
     e->index = index;
     return OCTAV_OK;
 }
@@ -214,13 +221,7 @@ static octav_status load(const cJSON *root, const unsigned char *data, uint64_t 
         out->ntensors++;
         if (!t->name || !t->data) goto oom;
         t->dtype = dt;
-        const cJSON *d;
-        cJSON_ArrayForEach(d, e->shape) t->shape.dim[t->shape.ndim++] = (int64_t)d->valuedouble;
-        if (octav_shape_numel(&t->shape) < 0) {
-            st = octav_set_error(OCTAV_EUNSUPPORTED, "safetensors: tensor '%.64s': shape overflows",
-                                 e->name);
-            goto done;
-        }
+        t->shape = e->shape;
         octav_io_convert(t->data, data + e->begin, numel, dt, 0);
     }
     if (meta) {
@@ -420,7 +421,7 @@ static octav_status check_args(const octav_tensor *t, int nt, const octav_kv *me
 octav_status octav_safetensors_write(const char *path, const octav_tensor *tensors, int ntensors,
                                      const octav_kv *meta, int nmeta) {
     if (!path) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_write: NULL path");
-    uint64_t data_bytes;
+    uint64_t data_bytes = 0;
     octav_status st = check_args(tensors, ntensors, meta, nmeta, &data_bytes);
     if (st) return st;
     sbuf count = {NULL, 0};

@@ -179,25 +179,31 @@ typedef struct {
     double bound;            /* the compact copy holds magnitudes > bound; <0: none */
 } fast_ctx;
 
+/* One step's work on piece k: optionally re-compact, then sum and count. */
+static void step_piece(fast_ctx *f, int64_t k, int from_buf, int recompact, double nb, double s) {
+    const float *in = from_buf ? f->buf + f->off[k] : f->src[k];
+    int64_t n = from_buf ? f->cnt[k] : f->len[k];
+    int uns = from_buf ? 0 : f->uns;
+    if (recompact) {
+        float *out = f->buf + f->off[k];
+        n = f->K->compact(in, n, uns, nb, out);
+        f->cnt[k] = n;
+        in = out;
+        uns = 0;
+    }
+    f->K->above(in, n, uns, s, &f->dpart[k], &f->npart[k]);
+}
+
 static step_stats fast_step(void *vctx, double s) {
     fast_ctx *f = vctx;
-    const octav_kernels *K = f->K;
     const int from_buf = f->bound >= 0 && s >= f->bound;
     const double nb = (double)float_floor_of(s * (15.0 / 16.0));
     const int recompact = nb > f->bound || !from_buf;
-#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (f->par)
-    for (int64_t k = 0; k < f->npieces; k++) {
-        const float *in = from_buf ? f->buf + f->off[k] : f->src[k];
-        int64_t n = from_buf ? f->cnt[k] : f->len[k];
-        int uns = from_buf ? 0 : f->uns;
-        if (recompact) {
-            float *out = f->buf + f->off[k];
-            n = K->compact(in, n, uns, nb, out);
-            f->cnt[k] = n;
-            in = out;
-            uns = 0;
-        }
-        K->above(in, n, uns, s, &f->dpart[k], &f->npart[k]);
+    if (f->par) {
+#pragma omp parallel for schedule(static) num_threads(octav_get_threads())
+        for (int64_t k = 0; k < f->npieces; k++) step_piece(f, k, from_buf, recompact, nb, s);
+    } else {
+        for (int64_t k = 0; k < f->npieces; k++) step_piece(f, k, from_buf, recompact, nb, s);
     }
     if (recompact) f->bound = nb;
     step_stats st = {0.0, 0};
@@ -220,18 +226,24 @@ static double fast_min_above(void *vctx, double s) {
     return best;
 }
 
+static int stats_piece(fast_ctx *f, int64_t k) {
+    octav_stats st;
+    f->K->stats(f->src[k], f->len[k], f->uns, &st);
+    f->dpart[k] = st.sum;
+    f->npart[k] = st.nnz;
+    return st.nonfinite;
+}
+
 /* Solves one group given as pieces. Returns 1 if a non-finite value was seen. */
 static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
                         float *scale, int32_t *iters, uint8_t *conv) {
     octav_stats tot = {0, 0, 0, 0};
     int bad = 0;
-#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (f->par) reduction(| : bad)
-    for (int64_t k = 0; k < f->npieces; k++) {
-        octav_stats st;
-        f->K->stats(f->src[k], f->len[k], f->uns, &st);
-        f->dpart[k] = st.sum;
-        f->npart[k] = st.nnz;
-        bad |= st.nonfinite;
+    if (f->par) {
+#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) reduction(| : bad)
+        for (int64_t k = 0; k < f->npieces; k++) bad |= stats_piece(f, k);
+    } else {
+        for (int64_t k = 0; k < f->npieces; k++) bad |= stats_piece(f, k);
     }
     if (bad) return 1;
     for (int64_t k = 0; k < f->npieces; k++) { tot.sum += f->dpart[k]; tot.nnz += f->npart[k]; }
@@ -278,6 +290,44 @@ static int64_t group_pieces(const octav_layout *lay, int64_t g, const float *x,
     return k;
 }
 
+typedef struct {
+    octav_solver *sv;
+    const octav_layout *lay;
+    const float *x;
+    const float **srcs;
+    int64_t *lens;
+    int64_t P, gsize;
+    int uns;
+    double c;
+    int max_iter;
+    const float *warm;
+    float *scales;
+    octav_clip_info *info;
+    int one;
+} solve_args;
+
+/* Group gi on worker w (w owns workspace slice w). */
+static int solve_group(const solve_args *a, int64_t gi, int w) {
+    const int64_t P = a->P;
+    const float **src = a->srcs + (size_t)w * P;
+    int64_t *len = a->lens + (size_t)w * P * 2, *off = len + P;
+    fast_ctx f;
+    f.K = a->sv->K;
+    f.npieces = group_pieces(a->lay, gi, a->x, src, len, off);
+    f.src = src; f.len = len; f.off = off;
+    f.buf = a->sv->buf + (size_t)w * a->gsize;
+    f.cnt = a->sv->cnt + (size_t)w * P;
+    f.dpart = a->sv->dpart + (size_t)w * P;
+    f.npart = a->sv->npart + (size_t)w * P;
+    f.uns = a->uns;
+    f.par = a->one && f.npieces > 1 && octav_get_threads() > 1;
+    double s0 = a->warm ? (double)a->warm[gi] : 0.0;
+    octav_clip_info *info = a->info;
+    return solve_pieces(&f, a->c, s0, a->max_iter, &a->scales[gi],
+                        info && info->iterations ? &info->iterations[gi] : NULL,
+                        info && info->converged ? &info->converged[gi] : NULL);
+}
+
 octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layout *lay, const float *x,
                                 int max_iter, const float *warm, float *scales, octav_clip_info *info,
                                 const char *name);
@@ -300,25 +350,12 @@ octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layo
         return octav_set_error(OCTAV_ENOMEM, "out of memory (piece tables)");
     }
     int bad = 0;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(T) if (!one) reduction(| : bad)
-    for (int64_t gi = 0; gi < G; gi++) {
-        const int w = one ? 0 : omp_get_thread_num();
-        const float **src = srcs + (size_t)w * P;
-        int64_t *len = lens + (size_t)w * P * 2, *off = len + P;
-        fast_ctx f;
-        f.K = sv->K;
-        f.npieces = group_pieces(lay, gi, x, src, len, off);
-        f.src = src; f.len = len; f.off = off;
-        f.buf = sv->buf + (size_t)w * gsize;
-        f.cnt = sv->cnt + (size_t)w * P;
-        f.dpart = sv->dpart + (size_t)w * P;
-        f.npart = sv->npart + (size_t)w * P;
-        f.uns = uns;
-        f.par = one && f.npieces > 1;
-        double s0 = warm ? (double)warm[gi] : 0.0;
-        bad |= solve_pieces(&f, c, s0, max_iter, &scales[gi],
-                            info && info->iterations ? &info->iterations[gi] : NULL,
-                            info && info->converged ? &info->converged[gi] : NULL);
+    solve_args a = {sv, lay, x, srcs, lens, P, gsize, uns, c, max_iter, warm, scales, info, one};
+    if (one) {
+        bad = solve_group(&a, 0, 0);
+    } else {
+#pragma omp parallel for schedule(dynamic, 16) num_threads(T) reduction(| : bad)
+        for (int64_t gi = 0; gi < G; gi++) bad |= solve_group(&a, gi, omp_get_thread_num());
     }
     octav_free(srcs);
     octav_free(lens);

@@ -1,0 +1,52 @@
+# octav -- thin wrapper around CMake. Every target installs what it needs
+# (scripts/deps.sh), configures, builds and runs.
+#   make            build (binary: build/octav)
+#   make demo       run octav on the built-in example
+#   make test       unit tests (ctest), then the ASan+UBSan build of them
+#   make bench      solver benchmark, rewrites docs/BENCHMARKS.md data
+#   make install    install to PREFIX (default /usr/local)
+BUILD   ?= build
+ASAN    ?= build-asan
+PREFIX  ?= /usr/local
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all build deps demo test test-fast test-sanitize bench install fixtures clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@scripts/demo.sh $(BUILD)/octav
+
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-sanitize: deps
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DOCTAV_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN) -j $(JOBS)
+	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+test: test-fast test-sanitize
+
+bench: build
+	@scripts/deps.sh bench
+	@scripts/bench.sh $(BUILD)
+
+install: build
+	@cmake --install $(BUILD)
+
+fixtures:
+	@scripts/deps.sh fixtures
+	/usr/bin/python3 tests/fixtures/gen_io_fixtures.py
+	/usr/bin/python3 tests/fixtures/gen_fakequant.py
+	/usr/bin/python3 tests/fixtures/gen_clip_fixtures.py
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

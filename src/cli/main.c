@@ -1,0 +1,39 @@
+/* main.c -- the octav command: dispatches to subcommands. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: octav <command> [options]\n"
+            "\n"
+            "Quantization-aware training with MSE-optimal (OCTAV) clipping.\n"
+            "\n"
+            "commands:\n"
+            "  clip     best clipping scalar per tensor (or channel/block) and how it\n"
+            "           compares with max, percentile, sigma, ACIQ, MSE sweep, entropy\n"
+            "  help     show help for a command (octav help clip)\n"
+            "\n"
+            "options:\n"
+            "  -h, --help     show this help\n"
+            "  --version      print the version\n"
+            "\n"
+            "Exit status: 0 success, 1 runtime error (bad file, bad data), 2 usage error.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) { usage(stdout); return EXIT_OK; }
+    if (!strcmp(cmd, "--version")) { printf("octav %s\n", OCTAV_VERSION_STRING); return EXIT_OK; }
+    if (!strcmp(cmd, "clip")) return cli_clip(argc - 1, argv + 1);
+    if (!strcmp(cmd, "help")) {
+        if (argc < 3) { usage(stdout); return EXIT_OK; }
+        if (!strcmp(argv[2], "clip")) { cli_clip_usage(stdout); return EXIT_OK; }
+        cli_errorf("no help for unknown command '%s'", argv[2]);
+        return EXIT_USAGE;
+    }
+    cli_errorf("unknown command '%s' (try 'octav --help')", cmd);
+    return EXIT_USAGE;
+}
