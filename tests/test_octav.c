@@ -209,9 +209,30 @@ static void test_kernels_match(void) {
                 S->above(x + 1, n, uns, t, &s2, &c2);
                 CHECK_EQ_INT(c1, c2);
                 CHECK_NEAR(s1, s2, 1e-12, 1e-12);
-                int64_t k1 = K->compact(x + 2, n, uns, t, o1), k2 = S->compact(x + 2, n, uns, t, o2);
-                CHECK_EQ_INT(k1, k2);
-                CHECK(memcmp(o1, o2, (size_t)k1 * sizeof(float)) == 0);
+                for (int tcase = 0; tcase < 2; tcase++) {
+                    double tc = tcase ? t * 1.3 : t * 0.9; /* bound above or below t */
+                    int64_t k1 = K->above_compact(x + 2, n, uns, t, tc, &s1, &c1, o1);
+                    int64_t k2 = S->above_compact(x + 2, n, uns, t, tc, &s2, &c2, o2);
+                    CHECK_EQ_INT(k1, k2);
+                    CHECK_EQ_INT(c1, c2);
+                    CHECK_NEAR(s1, s2, 1e-12, 1e-12);
+                    CHECK(memcmp(o1, o2, (size_t)k1 * sizeof(float)) == 0);
+                    octav_stats f1, f2;
+                    k1 = K->first(x + 2, n, uns, t, tc, &f1, &s1, &c1, o1);
+                    k2 = S->first(x + 2, n, uns, t, tc, &f2, &s2, &c2, o2);
+                    CHECK_EQ_INT(k1, k2);
+                    CHECK_EQ_INT(c1, c2);
+                    CHECK_EQ_INT(f1.nnz, f2.nnz);
+                    CHECK(f1.nonfinite == f2.nonfinite);
+                    CHECK_NEAR(s1, s2, 1e-12, 1e-12);
+                    CHECK(memcmp(o1, o2, (size_t)k1 * sizeof(float)) == 0);
+                    /* in place, on magnitudes */
+                    memcpy(o1, o2, (size_t)k2 * sizeof(float));
+                    int64_t k3 = K->above_compact(o1, k2, 0, t * 1.1, t * 1.05, &s1, &c1, o1);
+                    int64_t k4 = S->above_compact(o2, k2, 0, t * 1.1, t * 1.05, &s2, &c2, o2);
+                    CHECK_EQ_INT(k3, k4);
+                    CHECK(memcmp(o1, o2, (size_t)k3 * sizeof(float)) == 0);
+                }
             }
         /* non-finite detection in every lane position */
         for (int pos = 0; pos < 40; pos++) {
@@ -220,6 +241,11 @@ static void test_kernels_match(void) {
             y[pos] = pos & 1 ? NAN : -INFINITY;
             octav_stats a;
             K->stats(y, 40, pos % 3 == 0, &a);
+            CHECK(a.nonfinite == 1);
+            double sm;
+            int64_t cn;
+            float o[40];
+            K->first(y, 40, pos % 3 == 0, 0.5, 0.4, &a, &sm, &cn, o);
             CHECK(a.nonfinite == 1);
         }
     }

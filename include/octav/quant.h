@@ -179,7 +179,7 @@ octav_status octav_clip_static(octav_solver *sv, const octav_clip_config *cfg,
 typedef struct {
     double mse;              /* mean over all elements of (Q(x) - x)^2 */
     double sqnr_db;          /* 10 log10(sum x^2 / sum (Q(x)-x)^2); +inf if exact */
-    double clipped_fraction; /* fraction of elements outside [qmin*d, qmax*d] */
+    double clipped_fraction; /* fraction of elements whose rne(x/d) is outside [qmin, qmax] */
 } octav_quant_error;
 
 octav_status octav_quant_error_eval(octav_grid g, const octav_layout *lay,
@@ -193,8 +193,8 @@ octav_status octav_fq_forward(octav_grid g, const octav_layout *lay,
                               const float *x, const float *scales, float *y);
 
 /* Gradient estimators for dL/dx. Rounding always passes the gradient
- * straight through. An element is "clipped" when it lies outside the grid's
- * range, x < qmin*d or x > qmax*d (PyTorch's learnable fake-quant rule).
+ * straight through. An element is "clipped" when its integer rne(x/d) lies
+ * outside [qmin, qmax] (PyTorch's fake-quant rule, learnable ops included).
  *   STE: dx = dy everywhere.
  *   PWL: dx = dy if not clipped, else 0.
  *   MAD: dx = dy if not clipped, else dy * |Q(x)| / |x| (the clip bound over
@@ -207,9 +207,9 @@ octav_status octav_grad_parse(const char *name, octav_grad_est *out);
 /* Gradient with respect to the scale s of each group, for learned clipping.
  *   NONE: not computed (OCTAV: s is not learned).
  *   LSQ:  y = d * clamp(rne(x/d)), d = s/L; dy/ds = (rne(x/d) - x/d)/L
- *         inside, qmin/L or qmax/L when clipped (Esser et al.; the same as
- *         PyTorch's _fake_quantize_learnable_* with d as the parameter, up to
- *         the factor 1/L), without LSQ's gradient scale (apply it yourself).
+ *         inside, qmin/L or qmax/L when clipped (Esser et al.; PyTorch's
+ *         _fake_quantize_learnable_* dScale with d as the parameter, divided
+ *         by L), without LSQ's gradient scale (apply it yourself).
  *   PACT: dy/ds = 0 inside, qmin/L or qmax/L when clipped (the clip bound
  *         moves with s; Choi et al.). */
 typedef enum { OCTAV_SGRAD_NONE = 0, OCTAV_SGRAD_LSQ, OCTAV_SGRAD_PACT } octav_scale_grad;

@@ -144,7 +144,7 @@ static double true_mse(const float *v, int64_t n, octav_grid g, float s) {
 }
 
 /* KL-divergence calibration (TensorRT / MXNet): histogram of magnitudes over
- * [0, max] with `nbins` bins; for each candidate i >= nq, P = first i bins
+ * [0, max] with `nbins` bins (fewer for small groups, see below); for each candidate i >= nq, P = first i bins
  * with the outliers folded into the last, Q = P merged into nq bins and
  * expanded back over P's non-empty bins; the threshold minimising KL(P||Q)
  * (both smoothed with eps = 1e-4) is i * width. */
@@ -242,8 +242,12 @@ static float baseline_scale(const octav_clip_config *cfg, octav_grid g, float *v
         return bs;
     }
     case OCTAV_CLIP_ENTROPY: {
+        /* at most the configured bins, and about 4 values per bin for
+         * small groups (per channel or block), but never below 2 nq */
         int nq = uns ? (1 << g.bits) : (1 << (g.bits - 1));
-        return entropy_threshold(m, n, maxv, (int)cfg->param, nq, work);
+        int64_t want = n / 4 > 2 * (int64_t)nq ? n / 4 : 2 * (int64_t)nq;
+        int nbins = want < (int64_t)cfg->param ? (int)want : (int)cfg->param;
+        return entropy_threshold(m, n, maxv, nbins, nq, work);
     }
     default: return maxv;
     }

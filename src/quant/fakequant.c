@@ -96,11 +96,11 @@ octav_status octav_fq_backward(octav_grid g, const octav_layout *lay, const floa
             const float d = grid_step(g, s);
             const float lo = qmin * d, hi = qmax * d;
             for (int64_t i = 0; i < p.len; i++) {
-                const float xi = xp[i], gi = gp[i];
-                const int below = xi < lo, above = xi > hi;
+                const float xi = xp[i], gi = gp[i], q = q_round(xi, d);
+                const int below = q < qmin, above = q > qmax;
                 if (!(below | above)) {
                     dp[i] = gi;
-                    if (sg == OCTAV_SGRAD_LSQ) acc += (double)gi * ((double)q_round(xi, d) - (double)(xi / d));
+                    if (sg == OCTAV_SGRAD_LSQ) acc += (double)gi * ((double)q - (double)(xi / d));
                 } else {
                     const float edge = below ? lo : hi;
                     if (est == OCTAV_GRAD_STE) dp[i] = gi;
@@ -136,14 +136,14 @@ octav_status octav_quant_error_eval(octav_grid g, const octav_layout *lay, const
         const float *xp = x + p.base;
         double se = 0, sx = 0, nclip = 0;
         const float d = s > 0.0f ? grid_step(g, s) : 0.0f;
-        const float lo = qmin * d, hi = qmax * d;
         for (int64_t i = 0; i < p.len; i++) {
             const float xi = xp[i];
-            const float yi = d > 0.0f ? q_clamp(q_round(xi, d), qmin, qmax) * d : 0.0f;
+            const float q = d > 0.0f ? q_round(xi, d) : 0.0f;
+            const float yi = q_clamp(q, qmin, qmax) * d;
             const double e = (double)yi - (double)xi;
             se += e * e;
             sx += (double)xi * (double)xi;
-            nclip += d > 0.0f ? (xi < lo || xi > hi) : (xi != 0.0f);
+            nclip += d > 0.0f ? (q < qmin || q > qmax) : (xi != 0.0f);
         }
         part[3 * k] = se; part[3 * k + 1] = sx; part[3 * k + 2] = nclip;
     }
@@ -151,7 +151,7 @@ octav_status octav_quant_error_eval(octav_grid g, const octav_layout *lay, const
     for (int64_t k = 0; k < np; k++) { se += part[3 * k]; sx += part[3 * k + 1]; nclip += part[3 * k + 2]; }
     octav_free(part);
     out->mse = se / (double)lay->numel;
-    out->sqnr_db = se > 0 ? 10.0 * log10(sx / se) : (sx > 0 ? INFINITY : 0.0);
+    out->sqnr_db = se > 0 ? 10.0 * log10(sx / se) : INFINITY;
     out->clipped_fraction = nclip / (double)lay->numel;
     return OCTAV_OK;
 }

@@ -73,8 +73,9 @@ static inline float grid_step(octav_grid g, float s) {
     return s / (float)octav_grid_levels(g);
 }
 
-/* Unclamped integer rne(x/d) as float (NaN propagates). */
-static inline float q_round(float x, float d) { return rintf(x / d); }
+/* Unclamped integer rne(x/d) as float (NaN propagates; -0 becomes +0 so
+ * that fake quantization and dequantized integers agree bit for bit). */
+static inline float q_round(float x, float d) { return rintf(x / d) + 0.0f; }
 
 static inline float q_clamp(float q, float qmin, float qmax) {
     return q < qmin ? qmin : (q > qmax ? qmax : q);
@@ -100,14 +101,20 @@ typedef struct {
     void (*stats)(const float *x, int64_t n, int is_unsigned, octav_stats *out);
     /* Sum and count of magnitudes > t over x[0..n). */
     void (*above)(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt);
-    /* Writes the magnitudes of x[0..n) that are > t to out (order kept);
-     * returns how many. out may equal x only when the input is already
-     * magnitudes (is_unsigned ignored then: pass 0). */
-    int64_t (*compact)(const float *x, int64_t n, int is_unsigned, double t, float *out);
+    /* above() at t, and writes the magnitudes > tc (any tc) to out, order
+     * kept; returns how many. out may equal x when x already holds
+     * magnitudes (pass is_unsigned = 0 then). */
+    int64_t (*above_compact)(const float *x, int64_t n, int is_unsigned, double t, double tc,
+                             double *sum, int64_t *cnt, float *out);
+    /* above_compact() plus the nnz and nonfinite fields of stats() in one
+     * pass (a warm-started solve; st->sum and st->maxv are set to 0). */
+    int64_t (*first)(const float *x, int64_t n, int is_unsigned, double t, double tc, octav_stats *st,
+                     double *sum, int64_t *cnt, float *out);
     const char *name;
 } octav_kernels;
 
 extern const octav_kernels octav_kernels_scalar;
+
 #if OCTAV_HAVE_X86_SIMD
 extern const octav_kernels octav_kernels_avx2;
 extern const octav_kernels octav_kernels_avx512;

@@ -32,17 +32,34 @@ static void above_scalar(const float *x, int64_t n, int is_unsigned, double t, d
     *sum = s; *cnt = c;
 }
 
-static int64_t compact_scalar(const float *x, int64_t n, int is_unsigned, double t, float *out) {
-    const float tf = float_floor_of(t);
-    int64_t k = 0;
+/* Branch-free: every magnitude is written, the index advances on keep. */
+static int64_t above_compact_scalar(const float *x, int64_t n, int is_unsigned, double t, double tc,
+                                    double *sum, int64_t *cnt, float *out) {
+    const float tf = float_floor_of(t), cf = float_floor_of(tc);
+    double s = 0;
+    int64_t c = 0, k = 0;
     for (int64_t i = 0; i < n; i++) {
         float m = mag_of(x[i], is_unsigned);
-        if (m > tf) out[k++] = m;
+        int a = m > tf;
+        s += a ? m : 0.0f;
+        c += a;
+        out[k] = m;
+        k += m > cf;
     }
+    *sum = s; *cnt = c;
     return k;
 }
 
-const octav_kernels octav_kernels_scalar = {stats_scalar, above_scalar, compact_scalar, "scalar"};
+static int64_t first_scalar(const float *x, int64_t n, int is_unsigned, double t, double tc, octav_stats *st,
+                            double *sum, int64_t *cnt, float *out) {
+    stats_scalar(x, n, is_unsigned, st);
+    st->sum = 0.0; /* not part of this kernel's contract */
+    st->maxv = 0.0f;
+    return above_compact_scalar(x, n, is_unsigned, t, tc, sum, cnt, out);
+}
+
+const octav_kernels octav_kernels_scalar = {stats_scalar, above_scalar, above_compact_scalar, first_scalar,
+                                            "scalar"};
 
 const octav_kernels *octav_kernels_by_name(const char *name) {
     if (!name) return NULL;
@@ -58,12 +75,9 @@ const octav_kernels *octav_kernels_by_name(const char *name) {
 }
 
 const octav_kernels *octav_kernels_best(void) {
-    static const octav_kernels *best;
-    if (best) return best;
     const octav_kernels *k = octav_kernels_by_name(getenv("OCTAV_KERNELS"));
     if (!k) k = octav_kernels_by_name("avx512");
     if (!k) k = octav_kernels_by_name("avx2");
     if (!k) k = &octav_kernels_scalar;
-    best = k;
     return k;
 }

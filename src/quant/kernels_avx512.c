@@ -1,67 +1,201 @@
 /* kernels_avx512.c -- AVX-512 versions of the OCTAV solver kernels (see
  * internal.h for their contracts; kernels.c holds the scalar reference).
- * Sums are accumulated in double lanes; compaction keeps element order. */
+ * Main loops take 32 floats per iteration with independent accumulators;
+ * sums are in double lanes, counts in int32 lanes (inputs are split so no
+ * lane can overflow), and compaction keeps element order. */
 #include "internal.h"
 
 #include <immintrin.h>
 
 static inline __m512 mag16(__m512 v, int is_unsigned) {
-    return is_unsigned ? _mm512_max_ps(v, _mm512_setzero_ps()) : _mm512_abs_ps(v);
+    /* max(0, v) keeps a NaN (the second operand is returned on NaN) */
+    return is_unsigned ? _mm512_max_ps(_mm512_setzero_ps(), v) : _mm512_abs_ps(v);
 }
 
 static inline __mmask16 tail_mask(int64_t r) { return (__mmask16)((1u << r) - 1u); }
+static inline __mmask16 load_mask(int64_t i, int64_t n) { return n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i); }
+
+static inline __m512d lo8(__m512 m) { return _mm512_cvtps_pd(_mm512_castps512_ps256(m)); }
+static inline __m512d hi8(__m512 m) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(m, 1)); }
+
+static inline int64_t count_lanes(__m512i c) { return (int64_t)_mm512_reduce_add_epi32(c); }
+
+#define KCHUNK ((int64_t)1 << 30)
+
+/* Accumulators of one pass: sums of all / selected magnitudes and counts. */
+typedef struct {
+    __m512d s0, s1, s2, s3;
+    __m512i c0, c1;
+} acc_t;
+
+static inline acc_t acc_zero(void) {
+    acc_t a;
+    a.s0 = a.s1 = a.s2 = a.s3 = _mm512_setzero_pd();
+    a.c0 = a.c1 = _mm512_setzero_si512();
+    return a;
+}
+
+static inline double acc_sum(const acc_t *a) {
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a->s0, a->s1), _mm512_add_pd(a->s2, a->s3)));
+}
 
 static void stats_avx512(const float *x, int64_t n, int is_unsigned, octav_stats *out) {
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    __m512 mx = _mm512_setzero_ps();
-    __m512i bits_max = _mm512_setzero_si512();
-    const __m512i absbits = _mm512_set1_epi32(0x7fffffff);
-    int64_t nnz = 0, i = 0;
-    for (; i < n; i += 16) {
-        __mmask16 lm = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(lm, x + i);
-        bits_max = _mm512_max_epu32(bits_max, _mm512_and_si512(_mm512_castps_si512(v), absbits));
-        __m512 m = mag16(v, is_unsigned);
-        nnz += __builtin_popcount(_mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ));
-        mx = _mm512_max_ps(mx, m);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(m)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1))));
+    if (n > KCHUNK) {
+        octav_stats a, b;
+        stats_avx512(x, KCHUNK, is_unsigned, &a);
+        stats_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, &b);
+        out->sum = a.sum + b.sum; out->nnz = a.nnz + b.nnz;
+        out->maxv = a.maxv > b.maxv ? a.maxv : b.maxv; out->nonfinite = a.nonfinite | b.nonfinite;
+        return;
     }
-    out->sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    out->nnz = nnz;
-    out->maxv = _mm512_reduce_max_ps(mx);
-    out->nonfinite = (uint32_t)_mm512_reduce_max_epu32(bits_max) >= 0x7f800000u;
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
+    acc_t a = acc_zero();
+    __m512 mx0 = zero, mx1 = zero;
+    __m512i b0 = _mm512_setzero_si512(), b1 = b0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        b0 = _mm512_max_epu32(b0, _mm512_and_si512(_mm512_castps_si512(v0), absbits));
+        b1 = _mm512_max_epu32(b1, _mm512_and_si512(_mm512_castps_si512(v1), absbits));
+        __m512 m0 = mag16(v0, is_unsigned), m1 = mag16(v1, is_unsigned);
+        a.c0 = _mm512_mask_sub_epi32(a.c0, _mm512_cmp_ps_mask(m0, zero, _CMP_GT_OQ), a.c0, minus1);
+        a.c1 = _mm512_mask_sub_epi32(a.c1, _mm512_cmp_ps_mask(m1, zero, _CMP_GT_OQ), a.c1, minus1);
+        mx0 = _mm512_max_ps(mx0, m0);
+        mx1 = _mm512_max_ps(mx1, m1);
+        a.s0 = _mm512_add_pd(a.s0, lo8(m0));
+        a.s1 = _mm512_add_pd(a.s1, hi8(m0));
+        a.s2 = _mm512_add_pd(a.s2, lo8(m1));
+        a.s3 = _mm512_add_pd(a.s3, hi8(m1));
+    }
+    for (; i < n; i += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(load_mask(i, n), x + i);
+        b0 = _mm512_max_epu32(b0, _mm512_and_si512(_mm512_castps_si512(v), absbits));
+        __m512 m = mag16(v, is_unsigned);
+        a.c0 = _mm512_mask_sub_epi32(a.c0, _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), a.c0, minus1);
+        mx0 = _mm512_max_ps(mx0, m);
+        a.s0 = _mm512_add_pd(a.s0, lo8(m));
+        a.s1 = _mm512_add_pd(a.s1, hi8(m));
+    }
+    out->sum = acc_sum(&a);
+    out->nnz = count_lanes(a.c0) + count_lanes(a.c1);
+    out->maxv = _mm512_reduce_max_ps(_mm512_max_ps(mx0, mx1));
+    out->nonfinite = (uint32_t)_mm512_reduce_max_epu32(_mm512_max_epu32(b0, b1)) >= 0x7f800000u;
 }
+
+/* Adds the lanes of m selected by k to the sums and counts (half h: 0/1). */
+#define ACC_SELECTED(a, k, m, h)                                                    \
+    do {                                                                            \
+        __m512 sel_ = _mm512_maskz_mov_ps((k), (m));                                \
+        if (h) {                                                                    \
+            (a).c1 = _mm512_mask_sub_epi32((a).c1, (k), (a).c1, minus1);            \
+            (a).s2 = _mm512_add_pd((a).s2, lo8(sel_));                              \
+            (a).s3 = _mm512_add_pd((a).s3, hi8(sel_));                              \
+        } else {                                                                    \
+            (a).c0 = _mm512_mask_sub_epi32((a).c0, (k), (a).c0, minus1);            \
+            (a).s0 = _mm512_add_pd((a).s0, lo8(sel_));                              \
+            (a).s1 = _mm512_add_pd((a).s1, hi8(sel_));                              \
+        }                                                                           \
+    } while (0)
 
 static void above_avx512(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt) {
-    const __m512 tf = _mm512_set1_ps(float_floor_of(t));
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    int64_t c = 0;
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 lm = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
-        __m512 m = mag16(_mm512_maskz_loadu_ps(lm, x + i), is_unsigned);
-        __mmask16 k = _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ);
-        c += __builtin_popcount(k);
-        m = _mm512_maskz_mov_ps(k, m);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(m)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1))));
+    if (n > KCHUNK) {
+        double a, b;
+        int64_t ca, cb;
+        above_avx512(x, KCHUNK, is_unsigned, t, &a, &ca);
+        above_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, t, &b, &cb);
+        *sum = a + b; *cnt = ca + cb;
+        return;
     }
-    *sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    *cnt = c;
+    const __m512 tf = _mm512_set1_ps(float_floor_of(t));
+    const __m512i minus1 = _mm512_set1_epi32(-1);
+    acc_t a = acc_zero();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 m0 = mag16(_mm512_loadu_ps(x + i), is_unsigned), m1 = mag16(_mm512_loadu_ps(x + i + 16), is_unsigned);
+        ACC_SELECTED(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, 0);
+        ACC_SELECTED(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, 1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 lm = load_mask(i, n);
+        __m512 m = mag16(_mm512_maskz_loadu_ps(lm, x + i), is_unsigned);
+        ACC_SELECTED(a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
+    }
+    *sum = acc_sum(&a);
+    *cnt = count_lanes(a.c0) + count_lanes(a.c1);
 }
 
-static int64_t compact_avx512(const float *x, int64_t n, int is_unsigned, double t, float *out) {
-    const __m512 tf = _mm512_set1_ps(float_floor_of(t));
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 lm = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, double t, double tc,
+                                    double *sum, int64_t *cnt, float *out) {
+    if (n > KCHUNK) {
+        double a, b;
+        int64_t ca, cb;
+        int64_t k = above_compact_avx512(x, KCHUNK, is_unsigned, t, tc, &a, &ca, out);
+        k += above_compact_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, t, tc, &b, &cb, out + k);
+        *sum = a + b; *cnt = ca + cb;
+        return k;
+    }
+    const __m512 tf = _mm512_set1_ps(float_floor_of(t)), cf = _mm512_set1_ps(float_floor_of(tc));
+    const __m512i minus1 = _mm512_set1_epi32(-1);
+    acc_t a = acc_zero();
+    int64_t i = 0, k = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 m0 = mag16(_mm512_loadu_ps(x + i), is_unsigned), m1 = mag16(_mm512_loadu_ps(x + i + 16), is_unsigned);
+        __mmask16 k0 = _mm512_cmp_ps_mask(m0, cf, _CMP_GT_OQ), k1 = _mm512_cmp_ps_mask(m1, cf, _CMP_GT_OQ);
+        ACC_SELECTED(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, 0);
+        ACC_SELECTED(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, 1);
+        int n0 = __builtin_popcount(k0), n1 = __builtin_popcount(k1);
+        _mm512_mask_storeu_ps(out + k, tail_mask(n0), _mm512_maskz_compress_ps(k0, m0));
+        k += n0;
+        _mm512_mask_storeu_ps(out + k, tail_mask(n1), _mm512_maskz_compress_ps(k1, m1));
+        k += n1;
+    }
+    for (; i < n; i += 16) {
+        __mmask16 lm = load_mask(i, n);
         __m512 m = mag16(_mm512_maskz_loadu_ps(lm, x + i), is_unsigned);
-        __mmask16 keep = _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ);
-        int nk = __builtin_popcount(keep);
-        _mm512_mask_storeu_ps(out + k, tail_mask(nk), _mm512_maskz_compress_ps(keep, m));
+        __mmask16 kc = _mm512_mask_cmp_ps_mask(lm, m, cf, _CMP_GT_OQ);
+        ACC_SELECTED(a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
+        int nk = __builtin_popcount(kc);
+        _mm512_mask_storeu_ps(out + k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
         k += nk;
     }
+    *sum = acc_sum(&a);
+    *cnt = count_lanes(a.c0) + count_lanes(a.c1);
     return k;
 }
 
-const octav_kernels octav_kernels_avx512 = {stats_avx512, above_avx512, compact_avx512, "avx512"};
+static int64_t first_avx512(const float *x, int64_t n, int is_unsigned, double t, double tc, octav_stats *st,
+                            double *sum, int64_t *cnt, float *out) {
+    if (n > KCHUNK) {
+        stats_avx512(x, n, is_unsigned, st);
+        return above_compact_avx512(x, n, is_unsigned, t, tc, sum, cnt, out);
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 tf = _mm512_set1_ps(float_floor_of(t)), cf = _mm512_set1_ps(float_floor_of(tc));
+    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
+    acc_t a = acc_zero();
+    __m512i bm = _mm512_setzero_si512(), nz = bm;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 lm = load_mask(i, n);
+        __m512 v = _mm512_maskz_loadu_ps(lm, x + i);
+        bm = _mm512_max_epu32(bm, _mm512_and_si512(_mm512_castps_si512(v), absbits));
+        __m512 m = mag16(v, is_unsigned);
+        nz = _mm512_mask_sub_epi32(nz, _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), nz, minus1);
+        __mmask16 kc = _mm512_mask_cmp_ps_mask(lm, m, cf, _CMP_GT_OQ);
+        ACC_SELECTED(a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
+        int nk = __builtin_popcount(kc);
+        _mm512_mask_storeu_ps(out + k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
+        k += nk;
+    }
+    st->sum = 0.0; /* not needed for a warm start */
+    st->maxv = 0.0f;
+    st->nnz = count_lanes(nz);
+    st->nonfinite = (uint32_t)_mm512_reduce_max_epu32(bm) >= 0x7f800000u;
+    *sum = acc_sum(&a);
+    *cnt = count_lanes(a.c0);
+    return k;
+}
+
+const octav_kernels octav_kernels_avx512 = {stats_avx512, above_avx512, above_compact_avx512, first_avx512,
+                                            "avx512"};

@@ -24,6 +24,7 @@ struct octav_solver {
     double *dpart;   /* per-piece sums */
     int64_t *npart;  /* per-piece counts */
     int64_t *cnt;    /* per-piece compact lengths */
+    int64_t *hcnt;   /* per-piece non-zero counts (warm first pass) */
     size_t part_cap;
     const octav_kernels *K;
 };
@@ -43,6 +44,7 @@ void octav_solver_destroy(octav_solver *sv) {
     octav_free(sv->dpart);
     octav_free(sv->npart);
     octav_free(sv->cnt);
+    octav_free(sv->hcnt);
     octav_free(sv);
 }
 
@@ -57,14 +59,14 @@ static octav_status reserve(octav_solver *sv, size_t nfloats, size_t nparts) {
     }
     if (nparts > sv->part_cap) {
         double *d = octav_malloc(nparts * sizeof *d);
-        int64_t *n = octav_malloc(nparts * sizeof *n);
-        int64_t *c = octav_malloc(nparts * sizeof *c);
-        if (!d || !n || !c) {
-            octav_free(d); octav_free(n); octav_free(c);
+        int64_t *n = octav_malloc(nparts * sizeof *n), *c = octav_malloc(nparts * sizeof *c);
+        int64_t *h = octav_malloc(nparts * sizeof *h);
+        if (!d || !n || !c || !h) {
+            octav_free(d); octav_free(n); octav_free(c); octav_free(h);
             return octav_set_error(OCTAV_ENOMEM, "out of memory (solver partial sums)");
         }
-        octav_free(sv->dpart); octav_free(sv->npart); octav_free(sv->cnt);
-        sv->dpart = d; sv->npart = n; sv->cnt = c;
+        octav_free(sv->dpart); octav_free(sv->npart); octav_free(sv->cnt); octav_free(sv->hcnt);
+        sv->dpart = d; sv->npart = n; sv->cnt = c; sv->hcnt = h;
         sv->part_cap = nparts;
     }
     return OCTAV_OK;
@@ -174,31 +176,38 @@ typedef struct {
     int64_t *cnt;            /* compact lengths per piece */
     double *dpart;
     int64_t *npart;
+    int64_t *hcnt;           /* per-piece non-zero counts of a warm first pass */
     int uns;
     int par;                 /* run pieces in parallel */
     double bound;            /* the compact copy holds magnitudes > bound; <0: none */
+    double next_tc;          /* compaction bound for the next step from the tensor (predicted); <0: none */
+    int have_first;          /* first_stats answers the step at first_s */
+    double first_s;
+    step_stats first_stats;
 } fast_ctx;
 
-/* One step's work on piece k: optionally re-compact, then sum and count. */
+/* One step's work on piece k: sum and count above s, and a new compact copy
+ * (bound nb) when recompact is set. */
 static void step_piece(fast_ctx *f, int64_t k, int from_buf, int recompact, double nb, double s) {
     const float *in = from_buf ? f->buf + f->off[k] : f->src[k];
     int64_t n = from_buf ? f->cnt[k] : f->len[k];
     int uns = from_buf ? 0 : f->uns;
-    if (recompact) {
-        float *out = f->buf + f->off[k];
-        n = f->K->compact(in, n, uns, nb, out);
-        f->cnt[k] = n;
-        in = out;
-        uns = 0;
-    }
-    f->K->above(in, n, uns, s, &f->dpart[k], &f->npart[k]);
+    if (recompact) f->cnt[k] = f->K->above_compact(in, n, uns, s, nb, &f->dpart[k], &f->npart[k], f->buf + f->off[k]);
+    else f->K->above(in, n, uns, s, &f->dpart[k], &f->npart[k]);
 }
 
 static step_stats fast_step(void *vctx, double s) {
     fast_ctx *f = vctx;
+    if (f->have_first) {
+        f->have_first = 0;
+        if (s == f->first_s) return f->first_stats;
+    }
     const int from_buf = f->bound >= 0 && s >= f->bound;
-    const double nb = (double)float_floor_of(s * (15.0 / 16.0));
-    const int recompact = nb > f->bound || !from_buf;
+    double nb = (double)float_floor_of(s * (15.0 / 16.0));
+    if (!from_buf && f->next_tc > nb) nb = (double)float_floor_of(f->next_tc);
+    f->next_tc = -1.0;
+    /* re-compact from the tensor always; from the copy when the bound rises */
+    const int recompact = !from_buf || nb > f->bound;
     if (f->par) {
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads())
         for (int64_t k = 0; k < f->npieces; k++) step_piece(f, k, from_buf, recompact, nb, s);
@@ -234,26 +243,93 @@ static int stats_piece(fast_ctx *f, int64_t k) {
     return st.nonfinite;
 }
 
-/* Solves one group given as pieces. Returns 1 if a non-finite value was seen. */
+/* A lower bound for the second iterate F(s0), from 16 blocks spread over
+ * the group: the first step from the tensor keeps only magnitudes above
+ * 15/16 of it (instead of 15/16 s0). Returns -1 when the sample says
+ * nothing useful; a wrong guess only costs one more pass (fast_step falls
+ * back to the tensor when a step goes below the copy's bound). */
+static double predict_next_bound(const fast_ctx *f, int64_t n, double c, double s0) {
+    enum { NB = 16, BMAX = 256 };
+    const int64_t B = n / (4 * NB) < BMAX ? n / (4 * NB) : BMAX;
+    double S = 0;
+    int64_t n0 = 0, n1 = 0;
+    for (int j = 0; j < NB; j++) {
+        int64_t pos = (int64_t)j * (n / NB), k = 0;
+        while (k + 1 < f->npieces && f->off[k + 1] <= pos) k++;
+        int64_t in = pos - f->off[k], take = f->len[k] - in < B ? f->len[k] - in : B;
+        for (int64_t i = 0; i < take; i++) {
+            double m = mag_of(f->src[k][in + i], f->uns);
+            if (m > s0) { S += m; n1++; }
+            else if (m > 0) n0++;
+        }
+    }
+    if (n1 < 16) return -1.0;
+    double s1 = S / (c * (double)n0 + (double)n1);
+    double lo = s1 * (1.0 - 4.0 / sqrt((double)n1) - 0.02);
+    return lo > s0 ? (15.0 / 16.0) * lo : -1.0;
+}
+
+/* Groups at least this long use the sampled prediction of the second iterate. */
+#define PREDICT_MIN 16384
+
+static void warm_piece(fast_ctx *f, int64_t k, double s0, double tc, int *bad) {
+    octav_stats st;
+    f->cnt[k] = f->K->first(f->src[k], f->len[k], f->uns, s0, tc, &st, &f->dpart[k], &f->npart[k],
+                            f->buf + f->off[k]);
+    f->hcnt[k] = st.nnz;
+    *bad |= st.nonfinite;
+}
+
+/* Solves one group given as pieces. Returns 1 if a non-finite value was seen.
+ * Cold start: one pass for the statistics, then the recursion. Warm start:
+ * statistics, the first step and the compact copy in one pass. */
 static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
                         float *scale, int32_t *iters, uint8_t *conv) {
-    octav_stats tot = {0, 0, 0, 0};
+    const int warm = s0 > 0;
+    const double tc = (double)float_floor_of(s0 * (7.0 / 8.0));
     int bad = 0;
-    if (f->par) {
+    if (warm) {
+        if (f->par) {
+#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) reduction(| : bad)
+            for (int64_t k = 0; k < f->npieces; k++) warm_piece(f, k, s0, tc, &bad);
+        } else {
+            for (int64_t k = 0; k < f->npieces; k++) warm_piece(f, k, s0, tc, &bad);
+        }
+    } else if (f->par) {
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) reduction(| : bad)
         for (int64_t k = 0; k < f->npieces; k++) bad |= stats_piece(f, k);
     } else {
         for (int64_t k = 0; k < f->npieces; k++) bad |= stats_piece(f, k);
     }
     if (bad) return 1;
-    for (int64_t k = 0; k < f->npieces; k++) { tot.sum += f->dpart[k]; tot.nnz += f->npart[k]; }
-    f->bound = -1.0;
+    double sum = 0;
+    int64_t nnz = 0;
+    step_stats first = {0.0, 0};
+    for (int64_t k = 0; k < f->npieces; k++) {
+        if (warm) {
+            nnz += f->hcnt[k];
+            first.sum += f->dpart[k];
+            first.n1 += f->npart[k];
+        } else {
+            sum += f->dpart[k];
+            nnz += f->npart[k];
+        }
+    }
+    f->bound = warm ? tc : -1.0;
+    f->next_tc = -1.0;
+    f->have_first = warm;
+    f->first_s = s0;
+    f->first_stats = first;
     int cv = 1;
     int32_t it = 0;
     double s = 0.0;
-    if (tot.nnz > 0) {
-        if (!(s0 > 0)) s0 = tot.sum / (double)tot.nnz;
-        s = recursion(fast_step, fast_min_above, f, tot.nnz, c, s0, max_iter, &it, &cv);
+    if (nnz > 0) {
+        if (!warm) {
+            s0 = sum / (double)nnz;
+            const int64_t n = f->off[f->npieces - 1] + f->len[f->npieces - 1];
+            if (n >= PREDICT_MIN) f->next_tc = predict_next_bound(f, n, c, s0);
+        }
+        s = recursion(fast_step, fast_min_above, f, nnz, c, s0, max_iter, &it, &cv);
     }
     *scale = (float)s;
     if (iters) *iters = it;
@@ -319,6 +395,7 @@ static int solve_group(const solve_args *a, int64_t gi, int w) {
     f.cnt = a->sv->cnt + (size_t)w * P;
     f.dpart = a->sv->dpart + (size_t)w * P;
     f.npart = a->sv->npart + (size_t)w * P;
+    f.hcnt = a->sv->hcnt + (size_t)w * P;
     f.uns = a->uns;
     f.par = a->one && f.npieces > 1 && octav_get_threads() > 1;
     double s0 = a->warm ? (double)a->warm[gi] : 0.0;
