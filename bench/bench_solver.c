@@ -7,6 +7,13 @@
  * Each case: one warm-up, then R timed repetitions; the median is reported
  * with the spread (min..max). Data: Laplace(1) floats from a fixed seed. */
 #include "octav/quant.h"
+#include "quant/internal.h"
+
+#ifndef OCTAV_BENCH_CFLAGS
+#define OCTAV_BENCH_CFLAGS "?"
+#endif
+
+static const char *octav_kernels_name_(void) { return octav_kernels_best()->name; }
 
 #include <math.h>
 #include <omp.h>
@@ -125,7 +132,13 @@ int main(int argc, char **argv) {
     }
     octav_solver *sv;
     octav_solver_create(&sv);
-    if (g_json) printf("{\"cases\": [\n");
+    if (g_json) {
+        char date[32];
+        time_t now = time(NULL);
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+        printf("{\"date\": \"%s\", \"kernels\": \"%s\", \"cflags\": \"%s\",\n\"cases\": [\n", date,
+               octav_kernels_name_(), OCTAV_BENCH_CFLAGS);
+    }
     else printf("%-24s %10s %8s %3s %10s %20s %9s %8s %5s\n", "case", "n", "groups", "thr", "ms(median)",
                 "(min..max)", "floor_ms", "ratio", "iters");
     char name[64];
