@@ -82,8 +82,10 @@ static void report(const char *cas, int64_t n, int64_t groups, timing t, timing 
     fflush(stdout);
 }
 
-static void run_case(const char *cas, const float *x, octav_shape shp, octav_group_spec spec,
-                     octav_clip_method method, octav_solver *sv) {
+/* warm: start every group from 1.02x its converged scale, as in training
+ * where the previous step's scale seeds the next solve. */
+static void run_case_w(const char *cas, const float *x, octav_shape shp, octav_group_spec spec,
+                       octav_clip_method method, octav_solver *sv, int warm) {
     octav_layout lay;
     if (octav_layout_make(&shp, spec, &lay) != OCTAV_OK) { fprintf(stderr, "%s\n", octav_last_error()); exit(1); }
     octav_grid g = {4, OCTAV_GRID_FULL};
@@ -94,6 +96,12 @@ static void run_case(const char *cas, const float *x, octav_shape shp, octav_gro
     double ts[64], tf[64];
     int reps = method == OCTAV_CLIP_MSE_SWEEP ? 3 : g_reps;
     octav_clip(sv, &cfg, g, &lay, x, s, &info); /* warm-up (and workspace) */
+    float *w = NULL;
+    if (warm) {
+        w = malloc((size_t)lay.ngroups * sizeof *w);
+        for (int64_t i = 0; i < lay.ngroups; i++) w[i] = s[i] * 1.02f;
+        cfg.warm_start = w;
+    }
     read_pass(x, lay.numel);
     for (int r = 0; r < reps; r++) {
         double t0 = now_ms();
@@ -109,6 +117,12 @@ static void run_case(const char *cas, const float *x, octav_shape shp, octav_gro
     report(cas, lay.numel, lay.ngroups, summarize(ts, reps), summarize(tf, reps), maxit);
     free(s);
     free(it);
+    free(w);
+}
+
+static void run_case(const char *cas, const float *x, octav_shape shp, octav_group_spec spec,
+                     octav_clip_method method, octav_solver *sv) {
+    run_case_w(cas, x, shp, spec, method, sv, 0);
 }
 
 int main(int argc, char **argv) {
@@ -146,11 +160,14 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "solver/per-tensor");
         run_case(name, x, (octav_shape){1, {n}}, (octav_group_spec){OCTAV_GRAN_TENSOR, 0, 0}, OCTAV_CLIP_OCTAV, sv);
     }
+    run_case_w("solver/per-tensor-warm", x, (octav_shape){1, {quick ? 1 << 20 : 1 << 24}},
+               (octav_group_spec){OCTAV_GRAN_TENSOR, 0, 0}, OCTAV_CLIP_OCTAV, sv, 1);
     if (quick) {
         run_case("solver/per-channel", x, (octav_shape){2, {256, 4096}}, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, OCTAV_CLIP_OCTAV, sv);
         run_case("solver/per-block-32", x, (octav_shape){2, {256, 4096}}, (octav_group_spec){OCTAV_GRAN_BLOCK, 0, 32}, OCTAV_CLIP_OCTAV, sv);
     } else {
         run_case("solver/per-channel", x, (octav_shape){2, {4096, 4096}}, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, OCTAV_CLIP_OCTAV, sv);
+        run_case_w("solver/per-channel-warm", x, (octav_shape){2, {4096, 4096}}, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, OCTAV_CLIP_OCTAV, sv, 1);
         run_case("solver/per-channel", x, (octav_shape){4, {512, 512, 3, 3}}, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, OCTAV_CLIP_OCTAV, sv);
         static const int64_t V[3] = {16, 32, 128};
         for (int k = 0; k < 3; k++) {

@@ -129,6 +129,20 @@ static void test_grad_names(void) {
     check_bad_name(octav_grad_parse(NULL, &k));
 }
 
+/* A parameter with more than six significant digits must survive the round
+ * trip too: octav_clip_name is how results and messages label a config. */
+static void test_clip_name_precision(void) {
+    const char *names[] = {"percentile-99.99999", "percentile-99.999999", "sigma-3.14159265", "percentile-12.3456789"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        octav_clip_config c, c2;
+        CHECK(octav_clip_parse(names[i], &c) == OCTAV_OK);
+        const char *n = octav_clip_name(&c);
+        CHECK(octav_clip_parse(n, &c2) == OCTAV_OK);
+        CHECK_MSG(c2.method == c.method && c2.param == c.param, "'%s' prints as '%s' (param %.17g -> %.17g)", names[i],
+                  n, c.param, c2.param);
+    }
+}
+
 static void test_clip_names(void) {
     /* plain names: parse gives the method with its default parameter, the
      * name prints back (percentile and sigma print their parameter) */
@@ -364,6 +378,7 @@ int main(void) {
     RUN(test_granularity_names);
     RUN(test_grad_names);
     RUN(test_clip_names);
+    RUN(test_clip_name_precision);
     RUN(test_layout_tensor);
     RUN(test_layout_channel);
     RUN(test_layout_block);

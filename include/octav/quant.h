@@ -96,17 +96,19 @@ typedef enum {
     OCTAV_CLIP_OCTAV = 0,     /* Newton recursion on the OCTAV cost (paper §3) */
     OCTAV_CLIP_MAX,           /* s = max|x|                                     */
     OCTAV_CLIP_PERCENTILE,    /* s = p-th percentile of |x| (param = p)         */
-    OCTAV_CLIP_SIGMA,         /* s = k * std(x) (param = k)                     */
+    OCTAV_CLIP_SIGMA,         /* s = k * RMS of x about 0 (of x > 0 for the unsigned grid) (param = k) */
     OCTAV_CLIP_ACIQ_LAPLACE,  /* ACIQ (Banner et al.): Laplace fit, analytic s  */
     OCTAV_CLIP_ACIQ_GAUSS,    /* ACIQ: Gaussian fit, analytic s                 */
     OCTAV_CLIP_MSE_SWEEP,     /* min true MSE over s = k/N * max, k=1..N (N = param) */
-    OCTAV_CLIP_ENTROPY,       /* KL-divergence calibration (TensorRT)           */
+    OCTAV_CLIP_ENTROPY,       /* KL-divergence calibration (TensorRT); param = most histogram
+                                 bins (2048), fewer for small groups (about 4 values per bin) */
     OCTAV_CLIP_COUNT_
 } octav_clip_method;
 
 typedef struct {
     octav_clip_method method;
-    double param;            /* percentile p, sigma k, sweep points N; 0 = default */
+    double param;            /* percentile p, sigma k, sweep points N, entropy bins
+                                (octav_clip_default() fills the defaults)            */
     int max_iter;            /* OCTAV: cap on Newton steps (default 100)           */
     const float *warm_start; /* OCTAV: one start per group, or NULL for the paper's
                                 start (mean of the non-zero |x| of the group)       */

@@ -41,7 +41,11 @@ const char *octav_clip_name(const octav_clip_config *cfg) {
     if (!cfg || (unsigned)cfg->method >= OCTAV_CLIP_COUNT_) return "?";
     const char *base = method_names[cfg->method];
     if (cfg->method == OCTAV_CLIP_PERCENTILE || cfg->method == OCTAV_CLIP_SIGMA) {
-        snprintf(buf, sizeof buf, "%s-%g", base, cfg->param > 0 ? cfg->param : default_param(cfg->method));
+        const double p = cfg->param > 0 ? cfg->param : default_param(cfg->method);
+        for (int prec = 6; prec <= 17; prec++) { /* shortest text that parses back to p */
+            snprintf(buf, sizeof buf, "%s-%.*g", base, prec, p);
+            if (strtod(buf + strlen(base) + 1, NULL) == p) break;
+        }
         return buf;
     }
     return base;
@@ -55,8 +59,9 @@ octav_status octav_clip_parse(const char *name, octav_clip_config *out) {
         if (name[L] == '\0') { *out = octav_clip_default((octav_clip_method)m); return OCTAV_OK; }
         if (name[L] == '-' && (m == OCTAV_CLIP_PERCENTILE || m == OCTAV_CLIP_SIGMA)) {
             char *end;
-            double v = strtod(name + L + 1, &end);
-            if (*end || end == name + L + 1)
+            const char *num = name + L + 1;
+            double v = strtod(num, &end);
+            if (*end || end == num || !(*num >= '0' && *num <= '9') || !isfinite(v))
                 return octav_set_error(OCTAV_EINVAL, "bad number in clipping method '%s'", name);
             *out = octav_clip_default((octav_clip_method)m);
             out->param = v;
@@ -169,30 +174,35 @@ static float entropy_threshold(const float *m, int64_t n, float maxv, int nbins,
         double outl = outliers_total - inside;
         for (int j = 0; j < i; j++) P[j] = hist[j];
         P[i - 1] += outl;
-        /* merge into nq bins of i/nq source bins each (the last takes the rest) */
+        /* merge into nq bins of i/nq source bins each (the last takes the rest),
+         * spread over P's non-empty bins */
         const int merged = i / nq;
         for (int j = 0; j < nq; j++) {
             int b0 = j * merged, b1 = j == nq - 1 ? i : b0 + merged;
             double tot = 0, nz = 0;
-            for (int b = b0; b < b1; b++) { tot += hist[b]; nz += hist[b] != 0; }
-            for (int b = b0; b < b1; b++) Q[b] = (hist[b] != 0 && nz > 0) ? tot / nz : 0;
+            for (int b = b0; b < b1; b++) { tot += hist[b]; nz += P[b] != 0; }
+            for (int b = b0; b < b1; b++) Q[b] = (P[b] != 0 && nz > 0) ? tot / nz : 0;
         }
-        /* smooth and normalise both, then KL */
-        double kl = 0;
-        for (int pass = 0; pass < 2; pass++) {
+        /* smooth the counts (every entry must stay positive), then KL of the
+         * normalised distributions */
+        double kl = 0, tots[2] = {0, 0};
+        for (int pass = 0; pass < 2 && isfinite(kl); pass++) {
             double *D = pass ? Q : P;
             int nzero = 0, nnon = 0;
-            double tot = 0;
-            for (int j = 0; j < i; j++) { nzero += D[j] == 0; nnon += D[j] != 0; tot += D[j]; }
-            if (nnon == 0 || tot <= 0) { kl = INFINITY; break; }
+            for (int j = 0; j < i; j++) { nzero += D[j] == 0; nnon += D[j] != 0; }
+            if (nnon == 0) { kl = INFINITY; break; }
             const double eps = 1e-4, eps1 = eps * nzero / nnon;
-            for (int j = 0; j < i; j++) D[j] = D[j] == 0 ? eps : D[j] / tot - eps1 * (D[j] / tot > 0);
-            if (eps1 >= 1.0) { kl = INFINITY; break; }
+            for (int j = 0; j < i; j++) {
+                D[j] = D[j] == 0 ? eps : D[j] - eps1;
+                if (!(D[j] > 0)) kl = INFINITY;
+                tots[pass] += D[j];
+            }
         }
-        if (isfinite(kl)) {
-            for (int j = 0; j < i; j++)
-                if (P[j] > 0 && Q[j] > 0) kl += P[j] * log(P[j] / Q[j]);
-        }
+        if (isfinite(kl))
+            for (int j = 0; j < i; j++) {
+                double p = P[j] / tots[0], q = Q[j] / tots[1];
+                kl += p * log(p / q);
+            }
         if (kl < best) { best = kl; best_i = i; }
     }
     return (float)(best_i * width);

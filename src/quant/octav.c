@@ -180,7 +180,7 @@ typedef struct {
     int uns;
     int par;                 /* run pieces in parallel */
     double bound;            /* the compact copy holds magnitudes > bound; <0: none */
-    double next_tc;          /* compaction bound for the next step from the tensor (predicted); <0: none */
+    double next_tc;          /* compaction bound for the next step (predicted); <0: none */
     int have_first;          /* first_stats answers the step at first_s */
     double first_s;
     step_stats first_stats;
@@ -204,7 +204,7 @@ static step_stats fast_step(void *vctx, double s) {
     }
     const int from_buf = f->bound >= 0 && s >= f->bound;
     double nb = (double)float_floor_of(s * (15.0 / 16.0));
-    if (!from_buf && f->next_tc > nb) nb = (double)float_floor_of(f->next_tc);
+    if (f->next_tc > nb) nb = (double)float_floor_of(f->next_tc);
     f->next_tc = -1.0;
     /* re-compact from the tensor always; from the copy when the bound rises */
     const int recompact = !from_buf || nb > f->bound;
@@ -243,57 +243,96 @@ static int stats_piece(fast_ctx *f, int64_t k) {
     return st.nonfinite;
 }
 
-/* A lower bound for the second iterate F(s0), from 16 blocks spread over
- * the group: the first step from the tensor keeps only magnitudes above
- * 15/16 of it (instead of 15/16 s0). Returns -1 when the sample says
- * nothing useful; a wrong guess only costs one more pass (fast_step falls
- * back to the tensor when a step goes below the copy's bound). */
-static double predict_next_bound(const fast_ctx *f, int64_t n, double c, double s0) {
+/* Sample of 16 blocks spread over the group: sum, count of non-zero
+ * magnitudes and sum of squares; and the sum and counts around threshold t
+ * (t < 0: skipped). */
+typedef struct {
+    double sum, sum2, S;
+    int64_t nnz, n0, n1;
+} sample_stats;
+
+static sample_stats sample_group(const fast_ctx *f, int64_t n, double t) {
     enum { NB = 16, BMAX = 256 };
-    const int64_t B = n / (4 * NB) < BMAX ? n / (4 * NB) : BMAX;
-    double S = 0;
-    int64_t n0 = 0, n1 = 0;
+    const int64_t B = n / (16 * NB) < BMAX ? (n / (16 * NB) > 16 ? n / (16 * NB) : 16) : BMAX;
+    sample_stats st = {0, 0, 0, 0, 0, 0};
     for (int j = 0; j < NB; j++) {
         int64_t pos = (int64_t)j * (n / NB), k = 0;
         while (k + 1 < f->npieces && f->off[k + 1] <= pos) k++;
         int64_t in = pos - f->off[k], take = f->len[k] - in < B ? f->len[k] - in : B;
         for (int64_t i = 0; i < take; i++) {
             double m = mag_of(f->src[k][in + i], f->uns);
-            if (m > s0) { S += m; n1++; }
-            else if (m > 0) n0++;
+            if (!(m > 0) || !isfinite(m)) continue;
+            st.nnz++;
+            st.sum += m;
+            st.sum2 += m * m;
+            if (t < 0) continue;
+            if (m > t) { st.S += m; st.n1++; }
+            else st.n0++;
         }
     }
-    if (n1 < 16) return -1.0;
-    double s1 = S / (c * (double)n0 + (double)n1);
-    double lo = s1 * (1.0 - 4.0 / sqrt((double)n1) - 0.02);
+    return st;
+}
+
+/* A lower bound for the start s0 (the mean of the non-zero magnitudes),
+ * so that the statistics pass can also keep a compact copy that serves the
+ * first step. Returns -1 when the sample says nothing useful. */
+static double predict_start_bound(const fast_ctx *f, int64_t n) {
+    sample_stats st = sample_group(f, n, -1.0);
+    if (st.nnz < 64) return -1.0;
+    const double mu = st.sum / st.nnz, var = st.sum2 / st.nnz - mu * mu;
+    const double lo = mu - 5.0 * sqrt(var > 0 ? var : 0) / sqrt((double)st.nnz) - 0.02 * mu;
+    return lo > 0 ? lo : -1.0;
+}
+
+/* A lower bound for the second iterate F(s0): the first step keeps only
+ * magnitudes above 15/16 of it (instead of 15/16 s0). Returns -1 when the
+ * sample says nothing useful. A wrong guess only costs one more pass:
+ * fast_step falls back to the tensor when a step goes below the copy. */
+static double predict_next_bound(const fast_ctx *f, int64_t n, double c, double s0) {
+    sample_stats st = sample_group(f, n, s0);
+    if (st.n1 < 16) return -1.0;
+    double s1 = st.S / (c * (double)st.n0 + (double)st.n1);
+    double lo = s1 * (1.0 - 4.0 / sqrt((double)st.n1) - 0.02);
     return lo > s0 ? (15.0 / 16.0) * lo : -1.0;
 }
 
 /* Groups at least this long use the sampled prediction of the second iterate. */
-#define PREDICT_MIN 16384
+#define PREDICT_MIN 4096
 
-static void warm_piece(fast_ctx *f, int64_t k, double s0, double tc, int *bad) {
+/* The first pass: statistics, the sum and count above t and a compact
+ * copy of the magnitudes above tc. */
+static void first_piece(fast_ctx *f, int64_t k, double t, double tc, int *bad) {
     octav_stats st;
-    f->cnt[k] = f->K->first(f->src[k], f->len[k], f->uns, s0, tc, &st, &f->dpart[k], &f->npart[k],
+    f->cnt[k] = f->K->first(f->src[k], f->len[k], f->uns, t, tc, &st, &f->dpart[k], &f->npart[k],
                             f->buf + f->off[k]);
     f->hcnt[k] = st.nnz;
     *bad |= st.nonfinite;
 }
 
 /* Solves one group given as pieces. Returns 1 if a non-finite value was seen.
- * Cold start: one pass for the statistics, then the recursion. Warm start:
- * statistics, the first step and the compact copy in one pass. */
+ * The first pass takes the statistics and keeps a compact copy: with a warm
+ * start s0 it also answers the first step (sum and count above s0, copy above
+ * 7/8 s0); cold, it gives the sum (above 0) and keeps the magnitudes above a
+ * sampled lower bound of the start, so the first step reads the copy. */
 static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
                         float *scale, int32_t *iters, uint8_t *conv) {
+    const int64_t n = f->off[f->npieces - 1] + f->len[f->npieces - 1];
     const int warm = s0 > 0;
-    const double tc = (double)float_floor_of(s0 * (7.0 / 8.0));
-    int bad = 0;
+    double t = 0.0, tc = -1.0;
     if (warm) {
+        t = s0;
+        tc = (double)float_floor_of(s0 * (7.0 / 8.0));
+    } else if (n >= PREDICT_MIN) {
+        double lo = predict_start_bound(f, n);
+        if (lo > 0) tc = (double)float_floor_of(lo);
+    }
+    int bad = 0;
+    if (tc >= 0) {
         if (f->par) {
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) reduction(| : bad)
-            for (int64_t k = 0; k < f->npieces; k++) warm_piece(f, k, s0, tc, &bad);
+            for (int64_t k = 0; k < f->npieces; k++) first_piece(f, k, t, tc, &bad);
         } else {
-            for (int64_t k = 0; k < f->npieces; k++) warm_piece(f, k, s0, tc, &bad);
+            for (int64_t k = 0; k < f->npieces; k++) first_piece(f, k, t, tc, &bad);
         }
     } else if (f->par) {
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) reduction(| : bad)
@@ -303,30 +342,23 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
     }
     if (bad) return 1;
     double sum = 0;
-    int64_t nnz = 0;
-    step_stats first = {0.0, 0};
+    int64_t nnz = 0, n1 = 0;
     for (int64_t k = 0; k < f->npieces; k++) {
-        if (warm) {
-            nnz += f->hcnt[k];
-            first.sum += f->dpart[k];
-            first.n1 += f->npart[k];
-        } else {
-            sum += f->dpart[k];
-            nnz += f->npart[k];
-        }
+        sum += f->dpart[k];
+        n1 += f->npart[k];
+        nnz += tc >= 0 ? f->hcnt[k] : f->npart[k];
     }
-    f->bound = warm ? tc : -1.0;
+    f->bound = tc;
     f->next_tc = -1.0;
     f->have_first = warm;
     f->first_s = s0;
-    f->first_stats = first;
+    f->first_stats = (step_stats){sum, n1};
     int cv = 1;
     int32_t it = 0;
     double s = 0.0;
     if (nnz > 0) {
         if (!warm) {
             s0 = sum / (double)nnz;
-            const int64_t n = f->off[f->npieces - 1] + f->len[f->npieces - 1];
             if (n >= PREDICT_MIN) f->next_tc = predict_next_bound(f, n, c, s0);
         }
         s = recursion(fast_step, fast_min_above, f, nnz, c, s0, max_iter, &it, &cv);
