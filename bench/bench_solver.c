@@ -2,7 +2,7 @@
  * floor (one plain read pass over the same data, same process, same thread
  * count), plus the paper's 100-point MSE sweep for scale.
  *
- *   octav_bench_solver [--quick] [--json] [--threads N] [--reps R]
+ *   octav_bench_solver [--quick] [--json] [--threads N] [--reps R] [--case SUBSTRING]
  *
  * Each case: one warm-up, then R timed repetitions; the median is reported
  * with the spread (min..max). Data: Laplace(1) floats from a fixed seed. */
@@ -66,6 +66,7 @@ static timing summarize(double *t, int r) {
 }
 
 static int g_json, g_first = 1, g_reps = 7;
+static const char *g_only; /* --case SUBSTRING: run only matching cases */
 
 static void report(const char *cas, int64_t n, int64_t groups, timing t, timing f, int32_t iters) {
     int threads = omp_get_max_threads();
@@ -87,6 +88,7 @@ static void report(const char *cas, int64_t n, int64_t groups, timing t, timing 
 static void run_case_w(const char *cas, const float *x, octav_shape shp, octav_group_spec spec,
                        octav_clip_method method, octav_solver *sv, int warm) {
     octav_layout lay;
+    if (g_only && !strstr(cas, g_only)) return;
     if (octav_layout_make(&shp, spec, &lay) != OCTAV_OK) { fprintf(stderr, "%s\n", octav_last_error()); exit(1); }
     octav_grid g = {4, OCTAV_GRID_FULL};
     octav_clip_config cfg = octav_clip_default(method);
@@ -132,7 +134,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--json")) g_json = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]));
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: %s [--quick] [--json] [--threads N] [--reps R]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc) g_only = argv[++i];
+        else { fprintf(stderr, "usage: %s [--quick] [--json] [--threads N] [--reps R] [--case SUBSTRING]\n", argv[0]); return 2; }
     }
     if (g_reps < 1 || g_reps > 64) g_reps = 7;
     octav_set_threads(omp_get_max_threads());

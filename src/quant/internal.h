@@ -92,7 +92,7 @@ static inline float mag_of(float x, int is_unsigned) {
 typedef struct {
     double sum;        /* sum of magnitudes                      */
     int64_t nnz;       /* magnitudes > 0                         */
-    float maxv;        /* largest magnitude                      */
+    float maxv;        /* unused by the solver kernels (set to 0) */
     int nonfinite;     /* 1 if a NaN or Inf was seen             */
 } octav_stats;
 

@@ -9,16 +9,14 @@
 static void stats_scalar(const float *x, int64_t n, int is_unsigned, octav_stats *out) {
     double sum = 0;
     int64_t nnz = 0;
-    float mx = 0.0f;
     int bad = 0;
     for (int64_t i = 0; i < n; i++) {
         bad |= !isfinite(x[i]);
         float m = mag_of(x[i], is_unsigned);
         sum += m;
         nnz += m > 0.0f;
-        mx = m > mx ? m : mx;
     }
-    out->sum = sum; out->nnz = nnz; out->maxv = mx; out->nonfinite = bad;
+    out->sum = sum; out->nnz = nnz; out->maxv = 0.0f; out->nonfinite = bad;
 }
 
 static void above_scalar(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt) {

@@ -39,48 +39,58 @@ static inline double acc_sum(const acc_t *a) {
     return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a->s0, a->s1), _mm512_add_pd(a->s2, a->s3)));
 }
 
+/* Sum in double lanes straight from memory (no shuffles): the magnitudes
+ * of 8 floats at p. */
+static inline __m512d mag8_pd(const float *p, int is_unsigned) {
+    __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(p));
+    return is_unsigned ? _mm512_max_pd(_mm512_setzero_pd(), d) : _mm512_abs_pd(d);
+}
+
 static void stats_avx512(const float *x, int64_t n, int is_unsigned, octav_stats *out) {
     if (n > KCHUNK) {
         octav_stats a, b;
         stats_avx512(x, KCHUNK, is_unsigned, &a);
         stats_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, &b);
         out->sum = a.sum + b.sum; out->nnz = a.nnz + b.nnz;
-        out->maxv = a.maxv > b.maxv ? a.maxv : b.maxv; out->nonfinite = a.nonfinite | b.nonfinite;
+        out->maxv = 0.0f; out->nonfinite = a.nonfinite | b.nonfinite;
         return;
     }
     const __m512 zero = _mm512_setzero_ps();
     const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
     acc_t a = acc_zero();
-    __m512 mx0 = zero, mx1 = zero;
-    __m512i b0 = _mm512_setzero_si512(), b1 = b0;
+    __m512i b0 = _mm512_setzero_si512();
     int64_t i = 0;
+    /* signed: a NaN/Inf makes the double sum of |x| non-finite; unsigned
+     * data also tracks the largest |x| bit pattern (max(0, -inf) is 0) */
     for (; i + 32 <= n; i += 32) {
         __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
-        b0 = _mm512_max_epu32(b0, _mm512_and_si512(_mm512_castps_si512(v0), absbits));
-        b1 = _mm512_max_epu32(b1, _mm512_and_si512(_mm512_castps_si512(v1), absbits));
-        __m512 m0 = mag16(v0, is_unsigned), m1 = mag16(v1, is_unsigned);
-        a.c0 = _mm512_mask_sub_epi32(a.c0, _mm512_cmp_ps_mask(m0, zero, _CMP_GT_OQ), a.c0, minus1);
-        a.c1 = _mm512_mask_sub_epi32(a.c1, _mm512_cmp_ps_mask(m1, zero, _CMP_GT_OQ), a.c1, minus1);
-        mx0 = _mm512_max_ps(mx0, m0);
-        mx1 = _mm512_max_ps(mx1, m1);
-        a.s0 = _mm512_add_pd(a.s0, lo8(m0));
-        a.s1 = _mm512_add_pd(a.s1, hi8(m0));
-        a.s2 = _mm512_add_pd(a.s2, lo8(m1));
-        a.s3 = _mm512_add_pd(a.s3, hi8(m1));
+        if (is_unsigned) {
+            b0 = _mm512_max_epu32(b0, _mm512_and_si512(_mm512_castps_si512(v0), absbits));
+            b0 = _mm512_max_epu32(b0, _mm512_and_si512(_mm512_castps_si512(v1), absbits));
+            a.c0 = _mm512_mask_sub_epi32(a.c0, _mm512_cmp_ps_mask(v0, zero, _CMP_GT_OQ), a.c0, minus1);
+            a.c1 = _mm512_mask_sub_epi32(a.c1, _mm512_cmp_ps_mask(v1, zero, _CMP_GT_OQ), a.c1, minus1);
+        } else {
+            a.c0 = _mm512_mask_sub_epi32(a.c0, _mm512_cmp_ps_mask(v0, zero, _CMP_NEQ_OQ), a.c0, minus1);
+            a.c1 = _mm512_mask_sub_epi32(a.c1, _mm512_cmp_ps_mask(v1, zero, _CMP_NEQ_OQ), a.c1, minus1);
+        }
+        a.s0 = _mm512_add_pd(a.s0, mag8_pd(x + i, is_unsigned));
+        a.s1 = _mm512_add_pd(a.s1, mag8_pd(x + i + 8, is_unsigned));
+        a.s2 = _mm512_add_pd(a.s2, mag8_pd(x + i + 16, is_unsigned));
+        a.s3 = _mm512_add_pd(a.s3, mag8_pd(x + i + 24, is_unsigned));
     }
     for (; i < n; i += 16) {
-        __m512 v = _mm512_maskz_loadu_ps(load_mask(i, n), x + i);
+        __mmask16 lm = load_mask(i, n);
+        __m512 v = _mm512_maskz_loadu_ps(lm, x + i);
         b0 = _mm512_max_epu32(b0, _mm512_and_si512(_mm512_castps_si512(v), absbits));
         __m512 m = mag16(v, is_unsigned);
         a.c0 = _mm512_mask_sub_epi32(a.c0, _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), a.c0, minus1);
-        mx0 = _mm512_max_ps(mx0, m);
         a.s0 = _mm512_add_pd(a.s0, lo8(m));
         a.s1 = _mm512_add_pd(a.s1, hi8(m));
     }
     out->sum = acc_sum(&a);
     out->nnz = count_lanes(a.c0) + count_lanes(a.c1);
-    out->maxv = _mm512_reduce_max_ps(_mm512_max_ps(mx0, mx1));
-    out->nonfinite = (uint32_t)_mm512_reduce_max_epu32(_mm512_max_epu32(b0, b1)) >= 0x7f800000u;
+    out->maxv = 0.0f;
+    out->nonfinite = (uint32_t)_mm512_reduce_max_epu32(b0) >= 0x7f800000u || !isfinite(out->sum);
 }
 
 /* Adds the lanes of m selected by k to the sums and counts (half h: 0/1). */
@@ -164,37 +174,55 @@ static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, 
     return k;
 }
 
+/* One step of the first pass on 16 lanes (lm: valid lanes). zero_t: t is 0,
+ * so the count above t is the non-zero count. */
+static inline void first16(__m512 v, __mmask16 lm, __m512 tf, __m512 cf, int is_unsigned, int zero_t, int h,
+                           acc_t *a, __m512i *bm, __m512i *nz, float *out, int64_t *k) {
+    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
+    *bm = _mm512_max_epu32(*bm, _mm512_and_si512(_mm512_castps_si512(v), absbits));
+    __m512 m = mag16(v, is_unsigned);
+    __mmask16 ka = _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ);
+    if (!zero_t) *nz = _mm512_mask_sub_epi32(*nz, _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), *nz, minus1);
+    ACC_SELECTED(*a, ka, m, h);
+    __mmask16 kc = _mm512_mask_cmp_ps_mask(lm, m, cf, _CMP_GT_OQ);
+    int nk = __builtin_popcount(kc);
+    _mm512_mask_storeu_ps(out + *k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
+    *k += nk;
+}
+
+static inline int64_t first_body(const float *x, int64_t n, int is_unsigned, double t, double tc, octav_stats *st,
+                                 double *sum, int64_t *cnt, float *out, int zero_t) {
+    const __m512 tf = _mm512_set1_ps(float_floor_of(t)), cf = _mm512_set1_ps(float_floor_of(tc));
+    acc_t a = acc_zero();
+    __m512i bm = _mm512_setzero_si512(), nz = bm;
+    int64_t k = 0, i = 0;
+    for (; i + 32 <= n; i += 32) {
+        first16(_mm512_loadu_ps(x + i), 0xffff, tf, cf, is_unsigned, zero_t, 0, &a, &bm, &nz, out, &k);
+        first16(_mm512_loadu_ps(x + i + 16), 0xffff, tf, cf, is_unsigned, zero_t, 1, &a, &bm, &nz, out, &k);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 lm = load_mask(i, n);
+        first16(_mm512_maskz_loadu_ps(lm, x + i), lm, tf, cf, is_unsigned, zero_t, 0, &a, &bm, &nz, out, &k);
+    }
+    *sum = acc_sum(&a);
+    *cnt = count_lanes(a.c0) + count_lanes(a.c1);
+    st->sum = 0.0; /* not part of this kernel's contract */
+    st->maxv = 0.0f;
+    st->nnz = zero_t ? *cnt : count_lanes(nz);
+    st->nonfinite = (uint32_t)_mm512_reduce_max_epu32(bm) >= 0x7f800000u;
+    return k;
+}
+
 static int64_t first_avx512(const float *x, int64_t n, int is_unsigned, double t, double tc, octav_stats *st,
                             double *sum, int64_t *cnt, float *out) {
     if (n > KCHUNK) {
         stats_avx512(x, n, is_unsigned, st);
+        st->sum = 0.0;
+        st->maxv = 0.0f;
         return above_compact_avx512(x, n, is_unsigned, t, tc, sum, cnt, out);
     }
-    const __m512 zero = _mm512_setzero_ps();
-    const __m512 tf = _mm512_set1_ps(float_floor_of(t)), cf = _mm512_set1_ps(float_floor_of(tc));
-    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
-    acc_t a = acc_zero();
-    __m512i bm = _mm512_setzero_si512(), nz = bm;
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 lm = load_mask(i, n);
-        __m512 v = _mm512_maskz_loadu_ps(lm, x + i);
-        bm = _mm512_max_epu32(bm, _mm512_and_si512(_mm512_castps_si512(v), absbits));
-        __m512 m = mag16(v, is_unsigned);
-        nz = _mm512_mask_sub_epi32(nz, _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), nz, minus1);
-        __mmask16 kc = _mm512_mask_cmp_ps_mask(lm, m, cf, _CMP_GT_OQ);
-        ACC_SELECTED(a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
-        int nk = __builtin_popcount(kc);
-        _mm512_mask_storeu_ps(out + k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
-        k += nk;
-    }
-    st->sum = 0.0; /* not needed for a warm start */
-    st->maxv = 0.0f;
-    st->nnz = count_lanes(nz);
-    st->nonfinite = (uint32_t)_mm512_reduce_max_epu32(bm) >= 0x7f800000u;
-    *sum = acc_sum(&a);
-    *cnt = count_lanes(a.c0);
-    return k;
+    if (t <= 0.0) return first_body(x, n, is_unsigned, 0.0, tc, st, sum, cnt, out, 1);
+    return first_body(x, n, is_unsigned, t, tc, st, sum, cnt, out, 0);
 }
 
 const octav_kernels octav_kernels_avx512 = {stats_avx512, above_avx512, above_compact_avx512, first_avx512,

@@ -297,7 +297,7 @@ static double predict_next_bound(const fast_ctx *f, int64_t n, double c, double 
 }
 
 /* Groups at least this long use the sampled prediction of the second iterate. */
-#define PREDICT_MIN 4096
+#define PREDICT_MIN 16384
 
 /* The first pass: statistics, the sum and count above t and a compact
  * copy of the magnitudes above tc. */
@@ -422,6 +422,15 @@ static int solve_group(const solve_args *a, int64_t gi, int w) {
     fast_ctx f;
     f.K = a->sv->K;
     f.npieces = group_pieces(a->lay, gi, a->x, src, len, off);
+    if (!a->one && gi + 1 < a->lay->ngroups) {
+        /* a group is read once and then solved in cache: start fetching the
+         * next one (the hardware prefetcher restarts at every group) */
+        octav_span nx = layout_span(a->lay, gi + 1);
+        const int64_t lines = nx.seglen * (int64_t)sizeof(float) / 64 + 1;
+        for (int64_t j = 0; j < nx.nseg && j < 64; j++)
+            for (int64_t l = 0; l < lines && l < 1024; l++)
+                __builtin_prefetch(a->x + nx.base + j * nx.stride + l * 16, 0, 2);
+    }
     f.src = src; f.len = len; f.off = off;
     f.buf = a->sv->buf + (size_t)w * a->gsize;
     f.cnt = a->sv->cnt + (size_t)w * P;
