@@ -179,7 +179,6 @@ int main(int argc, char **argv) {
         }
     }
     run_case("sweep/mse-100", x, (octav_shape){1, {quick ? 65536 : 1 << 20}}, (octav_group_spec){OCTAV_GRAN_TENSOR, 0, 0}, OCTAV_CLIP_MSE_SWEEP, sv);
-    run_case("solver/per-tensor", x, (octav_shape){1, {quick ? 65536 : 1 << 20}}, (octav_group_spec){OCTAV_GRAN_TENSOR, 0, 0}, OCTAV_CLIP_OCTAV, sv);
     if (g_json) printf("\n]}\n");
     octav_solver_destroy(sv);
     free(x);

@@ -136,16 +136,29 @@ static float percentile_of(float *m, int64_t n, double p) {
 }
 
 /* True quantization MSE of the raw values v[0..n) at scale s. */
+/* (8 double lanes in a fixed order, so every build and thread count agrees) */
+#if OCTAV_HAVE_X86_SIMD && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 static double true_mse(const float *v, int64_t n, octav_grid g, float s) {
     const float qmin = (float)octav_grid_qmin(g), qmax = (float)octav_grid_qmax(g);
     const float d = grid_step(g, s);
-    double se = 0;
-    for (int64_t i = 0; i < n; i++) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+#pragma omp simd
+        for (int j = 0; j < 8; j++) {
+            float y = q_clamp(q_round(v[i + j], d), qmin, qmax) * d;
+            double e = (double)y - (double)v[i + j];
+            acc[j] += e * e;
+        }
+    }
+    for (int j = 0; i < n; i++, j++) {
         float y = q_clamp(q_round(v[i], d), qmin, qmax) * d;
         double e = (double)y - (double)v[i];
-        se += e * e;
+        acc[j] += e * e;
     }
-    return se;
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 /* KL-divergence calibration (TensorRT / MXNet): histogram of magnitudes over
@@ -241,14 +254,15 @@ static float baseline_scale(const octav_clip_config *cfg, octav_grid g, float *v
         return (float)(octav_aciq_ratio_gauss(g) * sigma);
     }
     case OCTAV_CLIP_MSE_SWEEP: {
+        /* candidates in parallel when this is the only group (inside the
+         * per-group loop the region is inactive and runs serially) */
         const int N = (int)cfg->param;
         double best = INFINITY;
         float bs = maxv;
-        for (int k = 1; k <= N; k++) {
-            float s = (float)((double)k / N * (double)maxv);
-            double e = true_mse(v, n, g, s);
-            if (e < best) { best = e; bs = s; }
-        }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(octav_get_threads()) if (n >= 65536)
+        for (int k = 1; k <= N; k++) work[k - 1] = true_mse(v, n, g, (float)((double)k / N * (double)maxv));
+        for (int k = 1; k <= N; k++)
+            if (work[k - 1] < best) { best = work[k - 1]; bs = (float)((double)k / N * (double)maxv); }
         return bs;
     }
     case OCTAV_CLIP_ENTROPY: {
@@ -282,11 +296,14 @@ octav_status octav_clip(octav_solver *sv, const octav_clip_config *cfg, octav_gr
         gsize = s > gsize ? s : gsize;
     }
     const int T = G == 1 ? 1 : (octav_get_threads() < G ? octav_get_threads() : (int)G);
+    /* double scratch: 3 histograms (entropy) or one error per candidate (sweep) */
     const int nbins = (int)cfg->param;
     const size_t per = (size_t)gsize * 2;
+    const size_t dper = cfg->method == OCTAV_CLIP_ENTROPY ? 3 * (size_t)nbins
+                      : cfg->method == OCTAV_CLIP_MSE_SWEEP ? (size_t)nbins : 0;
     float *work = octav_malloc((size_t)T * per * sizeof(float));
-    double *ework = cfg->method == OCTAV_CLIP_ENTROPY ? octav_malloc((size_t)T * 3 * (size_t)nbins * sizeof(double)) : NULL;
-    if (!work || (cfg->method == OCTAV_CLIP_ENTROPY && !ework)) {
+    double *ework = dper ? octav_malloc((size_t)T * dper * sizeof(double)) : NULL;
+    if (!work || (dper && !ework)) {
         octav_free(work); octav_free(ework);
         return octav_set_error(OCTAV_ENOMEM, "out of memory (clipping workspace)");
     }
@@ -300,7 +317,7 @@ octav_status octav_clip(octav_solver *sv, const octav_clip_config *cfg, octav_gr
             memcpy(v + n, x + sp.base + j * sp.stride, (size_t)sp.seglen * sizeof(float));
             n += sp.seglen;
         }
-        scales[gi] = baseline_scale(cfg, g, v, n, m, ework ? ework + (size_t)w * 3 * nbins : NULL);
+        scales[gi] = baseline_scale(cfg, g, v, n, m, ework ? ework + (size_t)w * dper : NULL);
         if (info && info->iterations) info->iterations[gi] = 0;
         if (info && info->converged) info->converged[gi] = 1;
     }
