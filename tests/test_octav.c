@@ -209,8 +209,9 @@ static void test_kernels_match(void) {
                 S->above(x + 1, n, uns, t, &s2, &c2);
                 CHECK_EQ_INT(c1, c2);
                 CHECK_NEAR(s1, s2, 1e-12, 1e-12);
-                for (int tcase = 0; tcase < 2; tcase++) {
-                    double tc = tcase ? t * 1.3 : t * 0.9; /* bound above or below t */
+                for (int tcase = 0; tcase < 3; tcase++) {
+                    double tc = tcase == 1 ? t * 1.3 : t * 0.9; /* bound above or below t */
+                    if (tcase == 2) t = 0.0;                    /* the cold first pass */
                     int64_t k1 = K->above_compact(x + 2, n, uns, t, tc, &s1, &c1, o1);
                     int64_t k2 = S->above_compact(x + 2, n, uns, t, tc, &s2, &c2, o2);
                     CHECK_EQ_INT(k1, k2);
@@ -246,6 +247,9 @@ static void test_kernels_match(void) {
             int64_t cn;
             float o[40];
             K->first(y, 40, pos % 3 == 0, 0.5, 0.4, &a, &sm, &cn, o);
+            CHECK(a.nonfinite == 1);
+            a.nonfinite = 0;
+            K->first(y, 40, pos % 3 == 0, 0.0, 0.4, &a, &sm, &cn, o);
             CHECK(a.nonfinite == 1);
         }
     }

@@ -174,6 +174,36 @@ static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, 
     return k;
 }
 
+/* The first pass of a cold solve (t = 0) on 16 full lanes: the sum of all
+ * magnitudes straight from memory (no shuffles), the non-zero count, and
+ * the compact copy; signed data finds NaN/Inf through the sum's finiteness. */
+static inline void first16_cold(const float *p, __m512 cf, int is_unsigned, int h, acc_t *a, __m512i *bm,
+                                float *out, int64_t *k) {
+    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
+    const __m512 v = _mm512_loadu_ps(p);
+    __mmask16 knz;
+    if (is_unsigned) {
+        *bm = _mm512_max_epu32(*bm, _mm512_and_si512(_mm512_castps_si512(v), absbits));
+        knz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    } else {
+        knz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ);
+    }
+    if (h) {
+        a->c1 = _mm512_mask_sub_epi32(a->c1, knz, a->c1, minus1);
+        a->s2 = _mm512_add_pd(a->s2, mag8_pd(p, is_unsigned));
+        a->s3 = _mm512_add_pd(a->s3, mag8_pd(p + 8, is_unsigned));
+    } else {
+        a->c0 = _mm512_mask_sub_epi32(a->c0, knz, a->c0, minus1);
+        a->s0 = _mm512_add_pd(a->s0, mag8_pd(p, is_unsigned));
+        a->s1 = _mm512_add_pd(a->s1, mag8_pd(p + 8, is_unsigned));
+    }
+    const __m512 m = mag16(v, is_unsigned);
+    const __mmask16 kc = _mm512_cmp_ps_mask(m, cf, _CMP_GT_OQ);
+    const int nk = __builtin_popcount(kc);
+    _mm512_mask_storeu_ps(out + *k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
+    *k += nk;
+}
+
 /* One step of the first pass on 16 lanes (lm: valid lanes). zero_t: t is 0,
  * so the count above t is the non-zero count. */
 static inline void first16(__m512 v, __mmask16 lm, __m512 tf, __m512 cf, int is_unsigned, int zero_t, int h,
@@ -196,6 +226,12 @@ static inline int64_t first_body(const float *x, int64_t n, int is_unsigned, dou
     acc_t a = acc_zero();
     __m512i bm = _mm512_setzero_si512(), nz = bm;
     int64_t k = 0, i = 0;
+    if (zero_t) {
+        for (; i + 32 <= n; i += 32) {
+            first16_cold(x + i, cf, is_unsigned, 0, &a, &bm, out, &k);
+            first16_cold(x + i + 16, cf, is_unsigned, 1, &a, &bm, out, &k);
+        }
+    }
     for (; i + 32 <= n; i += 32) {
         first16(_mm512_loadu_ps(x + i), 0xffff, tf, cf, is_unsigned, zero_t, 0, &a, &bm, &nz, out, &k);
         first16(_mm512_loadu_ps(x + i + 16), 0xffff, tf, cf, is_unsigned, zero_t, 1, &a, &bm, &nz, out, &k);
@@ -209,7 +245,7 @@ static inline int64_t first_body(const float *x, int64_t n, int is_unsigned, dou
     st->sum = 0.0; /* not part of this kernel's contract */
     st->maxv = 0.0f;
     st->nnz = zero_t ? *cnt : count_lanes(nz);
-    st->nonfinite = (uint32_t)_mm512_reduce_max_epu32(bm) >= 0x7f800000u;
+    st->nonfinite = (uint32_t)_mm512_reduce_max_epu32(bm) >= 0x7f800000u || !isfinite(*sum);
     return k;
 }
 

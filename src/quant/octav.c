@@ -252,7 +252,7 @@ typedef struct {
 } sample_stats;
 
 static sample_stats sample_group(const fast_ctx *f, int64_t n, double t) {
-    enum { NB = 16, BMAX = 256 };
+    enum { NB = 16, BMAX = 2048 };
     const int64_t B = n / (16 * NB) < BMAX ? (n / (16 * NB) > 16 ? n / (16 * NB) : 16) : BMAX;
     sample_stats st = {0, 0, 0, 0, 0, 0};
     for (int j = 0; j < NB; j++) {
