@@ -89,20 +89,24 @@ static void above_avx2(const float *x, int64_t n, int is_unsigned, double t, dou
     *cnt = c;
 }
 
+/* One vector of above_compact: sums above tf, copy above cf (r valid lanes). */
+static inline void above_compact8(__m256 m, __m256 tf, __m256 cf, int64_t r, __m256d *s0, __m256d *s1,
+                                  int64_t *c, float *out, int64_t *k) {
+    __m256 ka = gt_mask(m, tf, r), kc = gt_mask(m, cf, r);
+    *c += __builtin_popcount(_mm256_movemask_ps(ka));
+    __m256 sel = _mm256_and_ps(m, ka);
+    *s0 = _mm256_add_pd(*s0, lo_pd(sel));
+    *s1 = _mm256_add_pd(*s1, hi_pd(sel));
+    *k += store_compressed(out + *k, m, (unsigned)_mm256_movemask_ps(kc));
+}
+
 static int64_t above_compact_avx2(const float *x, int64_t n, int is_unsigned, double t, double tc,
                                   double *sum, int64_t *cnt, float *out) {
     const __m256 tf = _mm256_set1_ps(float_floor_of(t)), cf = _mm256_set1_ps(float_floor_of(tc));
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t c = 0, k = 0;
-    for (int64_t i = 0; i < n; i += 8) {
-        __m256 m = mag8(load_part(x + i, n - i), is_unsigned);
-        __m256 ka = gt_mask(m, tf, n - i), kc = gt_mask(m, cf, n - i);
-        c += __builtin_popcount(_mm256_movemask_ps(ka));
-        __m256 sel = _mm256_and_ps(m, ka);
-        s0 = _mm256_add_pd(s0, lo_pd(sel));
-        s1 = _mm256_add_pd(s1, hi_pd(sel));
-        k += store_compressed(out + k, m, (unsigned)_mm256_movemask_ps(kc));
-    }
+    for (int64_t i = 0; i < n; i += 8)
+        above_compact8(mag8(load_part(x + i, n - i), is_unsigned), tf, cf, n - i, &s0, &s1, &c, out, &k);
     *sum = hsum_pd(s0, s1);
     *cnt = c;
     return k;
@@ -120,12 +124,7 @@ static int64_t first_avx2(const float *x, int64_t n, int is_unsigned, double t, 
         bmax = _mm256_max_epu32(bmax, _mm256_and_si256(_mm256_castps_si256(v), absbits));
         __m256 m = mag8(v, is_unsigned);
         nnz += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ)));
-        __m256 ka = gt_mask(m, tf, n - i), kc = gt_mask(m, cf, n - i);
-        c += __builtin_popcount(_mm256_movemask_ps(ka));
-        __m256 sel = _mm256_and_ps(m, ka);
-        s0 = _mm256_add_pd(s0, lo_pd(sel));
-        s1 = _mm256_add_pd(s1, hi_pd(sel));
-        k += store_compressed(out + k, m, (unsigned)_mm256_movemask_ps(kc));
+        above_compact8(m, tf, cf, n - i, &s0, &s1, &c, out, &k);
     }
     uint32_t bv[8], b = 0;
     _mm256_storeu_si256((__m256i *)bv, bmax);
