@@ -285,7 +285,7 @@ static double predict_start_bound(const fast_ctx *f, int64_t n) {
 }
 
 /* A lower bound for the second iterate F(s0): the first step keeps only
- * magnitudes above 15/16 of it (instead of 15/16 s0). Returns -1 when the
+ * magnitudes above it (instead of 15/16 s0). Returns -1 when the
  * sample says nothing useful. A wrong guess only costs one more pass:
  * fast_step falls back to the tensor when a step goes below the copy. */
 static double predict_next_bound(const fast_ctx *f, int64_t n, double c, double s0) {
@@ -293,7 +293,7 @@ static double predict_next_bound(const fast_ctx *f, int64_t n, double c, double 
     if (st.n1 < 16) return -1.0;
     double s1 = st.S / (c * (double)st.n0 + (double)st.n1);
     double lo = s1 * (1.0 - 4.0 / sqrt((double)st.n1) - 0.02);
-    return lo > s0 ? (15.0 / 16.0) * lo : -1.0;
+    return lo > s0 ? lo : -1.0;
 }
 
 /* Groups at least this long use the sampled prediction of the second iterate. */
