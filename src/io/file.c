@@ -4,9 +4,9 @@
  * octav_write_file_atomic writes to "PATH.tmp.XXXXXX" (mkstemp, same
  * directory), fsyncs it, gives it the mode PATH has (or 0666 & ~umask for a
  * new file) and renames it over PATH; on any failure the temporary file is
- * removed and PATH is left as it was. The mode is taken from umask(2), which
- * briefly sets the process umask; callers that create files from several
- * threads at once may see the old value there. A symbolic link at PATH is
+ * removed and PATH is left as it was. The umask is read from
+ * /proc/self/status (only where that is missing is umask(2) set and
+ * restored, a brief process-wide change). A symbolic link at PATH is
  * replaced by the new file, not followed.
  * Leaves out memory mapping, locking, and Windows. */
 #define _POSIX_C_SOURCE 200809L
@@ -82,12 +82,29 @@ octav_status octav_read_file(const char *path, unsigned char **buf, size_t *len)
     return OCTAV_OK;
 }
 
+/* The process umask without changing it: Linux reports it in
+ * /proc/self/status; elsewhere umask(2) is set and restored. */
+static mode_t current_umask(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[128];
+        unsigned m;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "Umask: %o", &m) == 1) {
+                fclose(f);
+                return (mode_t)m;
+            }
+        fclose(f);
+    }
+    mode_t mask = umask(022);
+    umask(mask);
+    return mask;
+}
+
 static mode_t new_file_mode(const char *path) {
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return sb.st_mode & 07777;
-    mode_t mask = umask(022);
-    umask(mask);
-    return 0666 & ~mask;
+    return 0666 & ~current_umask();
 }
 
 /* Makes a finished rename durable; failure here cannot undo it, so it is ignored. */
