@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Turns octav_bench_solver --json and bench/peers/solver_peers.py output into
+"""Turns octav bench --json and bench/peers/solver_peers.py output into
 the generated section of docs/BENCHMARKS.md (between '<!-- BEGIN bench -->'
 and '<!-- END bench -->').
 Usage: bench_report.py OCTAV.json PEERS.json docs/BENCHMARKS.md"""

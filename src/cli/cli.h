@@ -13,6 +13,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cli_clip(int argc, char **argv);
 void cli_clip_usage(FILE *f);
+int cli_bench(int argc, char **argv);
+void cli_bench_usage(FILE *f);
 
 /* Prints "octav: <what>: <library message>" to stderr. */
 void cli_error(const char *what);

@@ -41,6 +41,65 @@ static octav_status check_args(octav_grid g, const octav_layout *lay, const void
     return OCTAV_OK;
 }
 
+/* ---- vectorised inner loops (the compiler builds AVX-512 / AVX2 / plain
+ * versions, picked at load time; the arithmetic is the same in all) ---- */
+#if OCTAV_HAVE_X86_SIMD && defined(__GNUC__) && !defined(__clang__)
+#define OCTAV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OCTAV_CLONES
+#endif
+
+OCTAV_CLONES
+static void fq_forward_run(const float *x, float *y, int64_t n, float d, float qmin, float qmax) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = q_clamp(q_round(x[i], d), qmin, qmax) * d;
+}
+
+/* One element of the backward pass; est and sg are constants at each call
+ * site below, so every combination compiles to its own branch-free loop. */
+static inline float bwd_elem(float xi, float gi, float d, float qmin, float qmax, octav_grad_est est,
+                             octav_scale_grad sg, double *acc) {
+    const float t = xi / d, q = rintf(t) + 0.0f;
+    const int below = q < qmin, above = q > qmax, clipped = below | above;
+    float g = gi;
+    if (est == OCTAV_GRAD_PWL) g = clipped ? 0.0f : gi;
+    else if (est == OCTAV_GRAD_MAD) g = clipped ? gi * (fabsf((below ? qmin : qmax) * d) / fabsf(xi)) : gi;
+    if (sg == OCTAV_SGRAD_LSQ) *acc += (double)gi * (clipped ? (double)(below ? qmin : qmax) : (double)q - (double)t);
+    else if (sg == OCTAV_SGRAD_PACT) *acc += clipped ? (double)gi * (double)(below ? qmin : qmax) : 0.0;
+    return g;
+}
+
+/* dx for one run; returns the run's sum of dy * dy/ds * L (LSQ / PACT),
+ * accumulated in 8 lanes in a fixed order so every build gives the same bits. */
+static inline double bwd_run(const float *x, const float *dy, float *dx, int64_t n, float d, float qmin,
+                             float qmax, octav_grad_est est, octav_scale_grad sg) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    if (sg == OCTAV_SGRAD_NONE) {
+        double unused = 0;
+#pragma omp simd
+        for (i = 0; i < n; i++) dx[i] = bwd_elem(x[i], dy[i], d, qmin, qmax, est, sg, &unused);
+        return 0.0;
+    }
+    for (; i + 8 <= n; i += 8) {
+#pragma omp simd
+        for (int j = 0; j < 8; j++) dx[i + j] = bwd_elem(x[i + j], dy[i + j], d, qmin, qmax, est, sg, &acc[j]);
+    }
+    for (int j = 0; i < n; i++, j++) dx[i] = bwd_elem(x[i], dy[i], d, qmin, qmax, est, sg, &acc[j]);
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+OCTAV_CLONES
+static double fq_backward_run(const float *x, const float *dy, float *dx, int64_t n, float d, float qmin,
+                              float qmax, octav_grad_est est, octav_scale_grad sg) {
+#define BWD(E, S) if (est == E && sg == S) return bwd_run(x, dy, dx, n, d, qmin, qmax, E, S)
+    BWD(OCTAV_GRAD_STE, OCTAV_SGRAD_NONE); BWD(OCTAV_GRAD_PWL, OCTAV_SGRAD_NONE); BWD(OCTAV_GRAD_MAD, OCTAV_SGRAD_NONE);
+    BWD(OCTAV_GRAD_STE, OCTAV_SGRAD_LSQ); BWD(OCTAV_GRAD_PWL, OCTAV_SGRAD_LSQ); BWD(OCTAV_GRAD_MAD, OCTAV_SGRAD_LSQ);
+    BWD(OCTAV_GRAD_STE, OCTAV_SGRAD_PACT); BWD(OCTAV_GRAD_PWL, OCTAV_SGRAD_PACT);
+#undef BWD
+    return bwd_run(x, dy, dx, n, d, qmin, qmax, OCTAV_GRAD_MAD, OCTAV_SGRAD_PACT);
+}
+
 octav_status octav_fq_forward(octav_grid g, const octav_layout *lay, const float *x,
                               const float *scales, float *y) {
     octav_status st = check_args(g, lay, x, scales);
@@ -58,8 +117,7 @@ octav_status octav_fq_forward(octav_grid g, const octav_layout *lay, const float
             for (int64_t i = 0; i < p.len; i++) yp[i] = 0.0f;
             continue;
         }
-        const float d = grid_step(g, s);
-        for (int64_t i = 0; i < p.len; i++) yp[i] = q_clamp(q_round(xp[i], d), qmin, qmax) * d;
+        fq_forward_run(xp, yp, p.len, grid_step(g, s), qmin, qmax);
     }
     return OCTAV_OK;
 }
@@ -93,22 +151,7 @@ octav_status octav_fq_backward(octav_grid g, const octav_layout *lay, const floa
             for (int64_t i = 0; i < p.len; i++)
                 dp[i] = (est == OCTAV_GRAD_STE || xp[i] == 0.0f) ? gp[i] : 0.0f;
         } else {
-            const float d = grid_step(g, s);
-            const float lo = qmin * d, hi = qmax * d;
-            for (int64_t i = 0; i < p.len; i++) {
-                const float xi = xp[i], gi = gp[i], q = q_round(xi, d);
-                const int below = q < qmin, above = q > qmax;
-                if (!(below | above)) {
-                    dp[i] = gi;
-                    if (sg == OCTAV_SGRAD_LSQ) acc += (double)gi * ((double)q - (double)(xi / d));
-                } else {
-                    const float edge = below ? lo : hi;
-                    if (est == OCTAV_GRAD_STE) dp[i] = gi;
-                    else if (est == OCTAV_GRAD_PWL) dp[i] = 0.0f;
-                    else dp[i] = gi * (fabsf(edge) / fabsf(xi));
-                    if (sg != OCTAV_SGRAD_NONE) acc += (double)gi * (double)(below ? qmin : qmax);
-                }
-            }
+            acc = fq_backward_run(xp, gp, dp, p.len, grid_step(g, s), qmin, qmax, est, sg);
         }
         if (part) part[k] = acc / L;
     }

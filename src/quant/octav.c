@@ -253,7 +253,8 @@ typedef struct {
 
 static sample_stats sample_group(const fast_ctx *f, int64_t n, double t) {
     enum { NB = 16, BMAX = 2048 };
-    const int64_t B = n / (16 * NB) < BMAX ? (n / (16 * NB) > 16 ? n / (16 * NB) : 16) : BMAX;
+    /* at most 1/64 of the group: the sample is read by scalar code, twice */
+    const int64_t B = n / (64 * NB) < BMAX ? (n / (64 * NB) > 16 ? n / (64 * NB) : 16) : BMAX;
     sample_stats st = {0, 0, 0, 0, 0, 0};
     for (int j = 0; j < NB; j++) {
         int64_t pos = (int64_t)j * (n / NB), k = 0;
