@@ -7,6 +7,6 @@ build=${1:-build}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$build/octav" bench --json >"$dir/octav.json"
-/usr/bin/python3 bench/peers/solver_peers.py >"$dir/peers.json"
+/usr/bin/python3 bench/peers/peers.py >"$dir/peers.json"
 /usr/bin/python3 scripts/bench_report.py "$dir/octav.json" "$dir/peers.json" docs/BENCHMARKS.md
 echo "bench: docs/BENCHMARKS.md updated" >&2

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""Peer timings for the OCTAV solver benchmark: the paper-style recursion
-written the obvious way in NumPy and in PyTorch (10 iterations from the mean
-of the non-zero |x|, 4-bit full grid), and the paper's 100-point MSE sweep in
-NumPy. Same data generator as bench/bench_solver.c (Laplace(1) floats from an
-LCG; the values differ, the distribution does not). Prints JSON cases in the
-format of octav_bench_solver --json.
-Usage: solver_peers.py [--quick] [--threads N]"""
+"""Peer timings for `octav bench`: the paper-style OCTAV recursion written the
+obvious way in NumPy and in PyTorch (10 iterations from the mean of the
+non-zero |x|, 4-bit full grid), the paper's 100-point MSE sweep in NumPy, and
+PyTorch's fake quantization (torch.fake_quantize_per_tensor_affine /
+per_channel_affine, forward and autograd backward) on the same sizes as
+octav's cases. Laplace(1) data like octav's (the values differ, the
+distribution does not). Prints JSON cases like `octav bench --json`.
+Usage: peers.py [--quick] [--threads N]"""
 import json, sys, time
 import numpy as np
 import torch
@@ -76,6 +77,35 @@ def main():
         med, lo, hi = timeit(fn, 3)
         cases.append({"case": name, "n": m, "groups": 1, "threads": threads, "ms": med, "ms_min": lo,
                       "ms_max": hi})
+    # fake quantization: 4-bit full grid, scale from the OCTAV recursion
+    nf = 1 << 20 if quick else 1 << 24
+    xf = torch.from_numpy(x[:nf].copy())
+    s = float(octav_torch(xf)) / L
+    sc = torch.full((nf // 4096,), s)
+    zp = torch.zeros(nf // 4096, dtype=torch.int32)
+    xc = xf.view(nf // 4096, 4096)
+    dy = torch.randn(nf) * 0.01
+
+    def fwd_t():
+        torch.fake_quantize_per_tensor_affine(xf, s, 0, QMIN, QMAX)
+
+    def fwd_c():
+        torch.fake_quantize_per_channel_affine(xc, sc, zp, 0, QMIN, QMAX)
+
+    def bwd(per_channel):
+        def run():
+            xr = (xc if per_channel else xf).detach().requires_grad_(True)
+            y = (torch.fake_quantize_per_channel_affine(xr, sc, zp, 0, QMIN, QMAX) if per_channel
+                 else torch.fake_quantize_per_tensor_affine(xr, s, 0, QMIN, QMAX))
+            y.backward(dy.view_as(y))
+        return run
+
+    for name, fn in (("peer/torch-fakequant/forward/per-tensor", fwd_t),
+                     ("peer/torch-fakequant/forward/per-channel", fwd_c),
+                     ("peer/torch-fakequant/forward+backward/per-tensor", bwd(False)),
+                     ("peer/torch-fakequant/forward+backward/per-channel", bwd(True))):
+        med, lo, hi = timeit(fn, 5)
+        cases.append({"case": name, "n": nf, "groups": 1, "threads": threads, "ms": med, "ms_min": lo, "ms_max": hi})
     print(json.dumps({"numpy": np.__version__, "torch": torch.__version__, "cases": cases}))
 
 
