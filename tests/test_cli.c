@@ -52,7 +52,8 @@ static void test_help_and_usage(void) {
                          "clip --bits four x.npy", "clip --grid wide x.npy", "clip --method magic x.npy",
                          "clip --unsigned --grid narrow x.npy", "clip --axis 1 x.npy",
                          "clip --granularity block --block 0 x.npy", "clip --iterations 0 x.npy",
-                         "clip --bogus x.npy", "clip --bits"};
+                         "clip --bogus x.npy", "clip --bits", "bench --reps 0", "bench frobnicate",
+                         "bench --threads x", "bench solver fakequant"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = run(bad[i], &o, &e);
         CHECK_MSG(rc == 2, "'%s' -> %d", bad[i], rc);
