@@ -3,14 +3,15 @@
 #   make            build (binary: build/octav)
 #   make demo       run octav on the built-in example
 #   make test       unit tests (ctest), then the ASan+UBSan build of them
-#   make bench      solver benchmark, rewrites docs/BENCHMARKS.md data
+#   make bench      benchmarks and peers, rewrites docs/BENCHMARKS.md data
+#   make results    cost curves / clipping study, rewrites docs/RESULTS.md data
 #   make install    install to PREFIX (default /usr/local)
 BUILD   ?= build
 ASAN    ?= build-asan
 PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build deps demo test test-fast test-sanitize bench install fixtures clean
+.PHONY: all build deps demo test test-fast test-sanitize bench results install fixtures clean
 
 all: build
 
@@ -38,6 +39,10 @@ test: test-fast test-sanitize
 bench: build
 	@scripts/deps.sh bench
 	@scripts/bench.sh $(BUILD)
+
+results: build
+	@scripts/deps.sh results
+	@experiments/run.sh $(BUILD)
 
 install: build
 	@cmake --install $(BUILD)

@@ -3,13 +3,15 @@
 #   scripts/deps.sh build     compiler, cmake, pkg-config, cJSON
 #   scripts/deps.sh fixtures  + python3-numpy, python3-torch (regenerating test fixtures)
 #   scripts/deps.sh bench     + python3-numpy, python3-torch (peer benchmarks)
+#   scripts/deps.sh results   + gnuplot-nox, python3 (figures of docs/RESULTS.md)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 want="gcc make cmake pkg-config libcjson-dev"
 case "${1:-build}" in
   build) ;;
   fixtures|bench) want="$want python3-numpy python3-torch" ;;
-  *) echo "usage: $0 [build|fixtures|bench]" >&2; exit 2 ;;
+  results) want="$want gnuplot-nox python3" ;;
+  *) echo "usage: $0 [build|fixtures|bench|results]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
