@@ -405,6 +405,37 @@ static void test_alloc_failure(void) {
     free(x);
 }
 
+/* A solver reused for the same layout allocates nothing after its first
+ * call (per-step use in training), cold or warm, any granularity. */
+static int nallocs;
+static void *counting_alloc(size_t n, void *u) { (void)u; nallocs++; return malloc(n); }
+
+static void test_no_allocation_per_call(void) {
+    const int64_t R = 64, D = 70000;
+    float *x = laplace(R * D, 31, 1.0);
+    octav_shape shp = {2, {R, D}};
+    octav_group_spec specs[3] = {{OCTAV_GRAN_TENSOR, 0, 0}, {OCTAV_GRAN_CHANNEL, 0, 0}, {OCTAV_GRAN_BLOCK, 0, 32}};
+    for (int sp = 0; sp < 3; sp++) {
+        octav_layout lay;
+        octav_layout_make(&shp, specs[sp], &lay);
+        float *s = malloc((size_t)lay.ngroups * sizeof *s);
+        octav_solver *sv;
+        octav_solver_create(&sv);
+        octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+        CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL) == OCTAV_OK);
+        octav_set_allocator(counting_alloc, plain_free, NULL);
+        nallocs = 0;
+        CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL) == OCTAV_OK); /* cold again */
+        cfg.warm_start = s;
+        CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL) == OCTAV_OK); /* warm */
+        octav_set_allocator(NULL, NULL, NULL);
+        CHECK_MSG(nallocs == 0, "granularity %d: %d allocations", sp, nallocs);
+        octav_solver_destroy(sv);
+        free(s);
+    }
+    free(x);
+}
+
 int main(void) {
     RUN(test_analytic_fixed_points);
     RUN(test_sample_fixed_points);
@@ -419,5 +450,6 @@ int main(void) {
     RUN(test_degenerate);
     RUN(test_static);
     RUN(test_alloc_failure);
+    RUN(test_no_allocation_per_call);
     return TEST_SUMMARY();
 }

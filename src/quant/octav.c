@@ -25,6 +25,8 @@ struct octav_solver {
     int64_t *npart;  /* per-piece counts */
     int64_t *cnt;    /* per-piece compact lengths */
     int64_t *hcnt;   /* per-piece non-zero counts (warm first pass) */
+    const float **srcs; /* per-piece data pointers */
+    int64_t *lens;   /* per-piece lengths and offsets (2 per piece) */
     size_t part_cap;
     const octav_kernels *K;
 };
@@ -45,6 +47,8 @@ void octav_solver_destroy(octav_solver *sv) {
     octav_free(sv->npart);
     octav_free(sv->cnt);
     octav_free(sv->hcnt);
+    octav_free((void *)sv->srcs);
+    octav_free(sv->lens);
     octav_free(sv);
 }
 
@@ -60,13 +64,15 @@ static octav_status reserve(octav_solver *sv, size_t nfloats, size_t nparts) {
     if (nparts > sv->part_cap) {
         double *d = octav_malloc(nparts * sizeof *d);
         int64_t *n = octav_malloc(nparts * sizeof *n), *c = octav_malloc(nparts * sizeof *c);
-        int64_t *h = octav_malloc(nparts * sizeof *h);
-        if (!d || !n || !c || !h) {
-            octav_free(d); octav_free(n); octav_free(c); octav_free(h);
+        int64_t *h = octav_malloc(nparts * sizeof *h), *l = octav_malloc(2 * nparts * sizeof *l);
+        const float **sp = octav_malloc(nparts * sizeof *sp);
+        if (!d || !n || !c || !h || !l || !sp) {
+            octav_free(d); octav_free(n); octav_free(c); octav_free(h); octav_free(l); octav_free((void *)sp);
             return octav_set_error(OCTAV_ENOMEM, "out of memory (solver partial sums)");
         }
         octav_free(sv->dpart); octav_free(sv->npart); octav_free(sv->cnt); octav_free(sv->hcnt);
-        sv->dpart = d; sv->npart = n; sv->cnt = c; sv->hcnt = h;
+        octav_free(sv->lens); octav_free((void *)sv->srcs);
+        sv->dpart = d; sv->npart = n; sv->cnt = c; sv->hcnt = h; sv->lens = l; sv->srcs = sp;
         sv->part_cap = nparts;
     }
     return OCTAV_OK;
@@ -582,12 +588,8 @@ octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layo
     /* per worker: gsize floats of workspace, P pieces x (src, len, off) */
     octav_status st = reserve(sv, (size_t)T * (size_t)gsize, (size_t)T * (size_t)P);
     if (st) return st;
-    const float **srcs = octav_malloc((size_t)T * (size_t)P * sizeof *srcs);
-    int64_t *lens = octav_malloc((size_t)T * (size_t)P * 2 * sizeof *lens);
-    if (!srcs || !lens) {
-        octav_free(srcs); octav_free(lens);
-        return octav_set_error(OCTAV_ENOMEM, "out of memory (piece tables)");
-    }
+    const float **srcs = sv->srcs;
+    int64_t *lens = sv->lens;
     int bad = 0;
     solve_args a = {sv, lay, x, srcs, lens, P, gsize, uns, c, max_iter, warm, scales, info, one};
     if (one) {
@@ -596,8 +598,6 @@ octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layo
 #pragma omp parallel for schedule(dynamic, 16) num_threads(T) reduction(| : bad)
         for (int64_t gi = 0; gi < G; gi++) bad |= solve_group(&a, gi, omp_get_thread_num());
     }
-    octav_free(srcs);
-    octav_free(lens);
     if (bad) return octav_check_finite(x, lay->numel, name);
     return OCTAV_OK;
 }
