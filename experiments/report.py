@@ -5,6 +5,9 @@ Every number in it is read from those files; the findings are computed here.
 Usage: report.py RESULTS_DIR docs/RESULTS.md"""
 import os, sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from docsection import replace_section  # noqa: E402
+
 SRCS = [("gauss", "Gaussian, 1M samples"), ("laplace", "Laplace, 1M samples"),
         ("cnn_conv3_weight", "trained CNN conv3.weight (18432 values)"),
         ("cnn_conv3_input", "trained CNN conv3.input, unsigned grid (12544 values)")]
@@ -66,13 +69,7 @@ def main():
                f"0.01 max, 5 sigma) " + ("agree on every source and width." if same else
                                          "do not all agree on every source and width."))
     out.append("")
-    text = open(doc).read()
-    b, e = text.index("<!-- BEGIN curves -->"), text.index("<!-- END curves -->")
-    new = text[:b] + "<!-- BEGIN curves -->\n" + "\n".join(out) + "\n" + text[e:]
-    tmp = doc + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(new)
-    os.replace(tmp, doc)
+    replace_section(doc, "curves", out)
 
 
 if __name__ == "__main__":

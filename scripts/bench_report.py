@@ -5,6 +5,9 @@ and '<!-- END bench -->').
 Usage: bench_report.py OCTAV.json PEERS.json docs/BENCHMARKS.md"""
 import json, os, sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from docsection import replace_section  # noqa: E402
+
 
 def cpu_name():
     try:
@@ -59,13 +62,7 @@ def main():
             ms = sum(f["ms"] for f in found)
             out.append(f"| {name} | {p['n']} | {p['threads']} | {p['ms']:.2f} ({p['ms_min']:.2f}..{p['ms_max']:.2f}) "
                        f"| {' + '.join(parts)} | {ms:.3f} | {p['ms'] / ms:.1f}x |")
-    text = open(doc).read()
-    b, e = text.index("<!-- BEGIN bench -->"), text.index("<!-- END bench -->")
-    new = text[:b] + "<!-- BEGIN bench -->\n" + "\n".join(out) + "\n" + text[e:]
-    tmp = doc + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, doc)
+    replace_section(doc, "bench", out)
 
 
 if __name__ == "__main__":

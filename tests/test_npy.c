@@ -6,6 +6,7 @@
 
 #include "octav/io.h"
 #include "test.h"
+#include "test_io.h"
 
 #include <dirent.h>
 #include <float.h>
@@ -14,26 +15,6 @@
 
 #define FIX OCTAV_FIXTURES "/io/"
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    unsigned char *buf = NULL;
-    octav_status st = octav_read_file(path, &buf, len);
-    CHECK_MSG(st == OCTAV_OK, "%s: %s", path, octav_last_error());
-    return buf;
-}
-
-/* Same values bit for bit, except that any NaN matches any NaN. */
-static void check_bits(const float *got, const float *ref, int64_t n, const char *what) {
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t a, b;
-        memcpy(&a, &got[i], 4);
-        memcpy(&b, &ref[i], 4);
-        if (a != b && !(isnan(got[i]) && isnan(ref[i]))) {
-            CHECK_MSG(0, "%s: element %lld is %a (0x%08x), expected %a (0x%08x)", what,
-                      (long long)i, got[i], a, ref[i], b);
-            return;
-        }
-    }
-}
 
 static void check_shape(const octav_shape *got, const octav_shape *ref) {
     CHECK_EQ_INT(got->ndim, ref->ndim);

@@ -1,0 +1,28 @@
+/* test_io.h -- helpers shared by the .npy and safetensors tests. */
+#ifndef OCTAV_TEST_IO_H
+#define OCTAV_TEST_IO_H
+#include "octav/io.h"
+#include "test.h"
+
+static inline unsigned char *slurp(const char *path, size_t *len) {
+    unsigned char *buf = NULL;
+    octav_status st = octav_read_file(path, &buf, len);
+    CHECK_MSG(st == OCTAV_OK, "%s: %s", path, octav_last_error());
+    return buf;
+}
+
+/* Same values bit for bit, except that any NaN matches any NaN. */
+static inline void check_bits(const float *got, const float *ref, int64_t n, const char *what) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t a, b;
+        memcpy(&a, &got[i], 4);
+        memcpy(&b, &ref[i], 4);
+        if (a != b && !(isnan(got[i]) && isnan(ref[i]))) {
+            CHECK_MSG(0, "%s: element %lld is %a (0x%08x), expected %a (0x%08x)", what,
+                      (long long)i, got[i], a, ref[i], b);
+            return;
+        }
+    }
+}
+
+#endif
