@@ -2,7 +2,8 @@
 """Turns octav bench --json and bench/peers/peers.py output into
 the generated section of docs/BENCHMARKS.md (between '<!-- BEGIN bench -->'
 and '<!-- END bench -->').
-Usage: bench_report.py OCTAV.json PEERS.json docs/BENCHMARKS.md"""
+Usage: bench_report.py OCTAV.json PEERS.json docs/BENCHMARKS.md [OCTAV_1THREAD.json SCALING.tsv]
+With the last two, also a thread-scaling table and the TSV for the plot."""
 import json, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +63,19 @@ def main():
             ms = sum(f["ms"] for f in found)
             out.append(f"| {name} | {p['n']} | {p['threads']} | {p['ms']:.2f} ({p['ms_min']:.2f}..{p['ms_max']:.2f}) "
                        f"| {' + '.join(parts)} | {ms:.3f} | {p['ms'] / ms:.1f}x |")
+    if len(sys.argv) > 5:
+        one = json.load(open(sys.argv[4]))
+        t1 = {c["n"]: c for c in one["cases"] if c["case"] == "solver/per-tensor"}
+        tn = {c["n"]: c for c in res["cases"] if c["case"] == "solver/per-tensor"}
+        out += ["", "### Thread scaling (per-tensor solve, cold)", "", "![scaling](img/bench_scaling.png)", "",
+                "| n | 1 thread ms (floor) | ratio | all threads ms (floor) | ratio | speed-up |",
+                "|---:|---:|---:|---:|---:|---:|"]
+        with open(sys.argv[5], "w") as f:
+            for n in sorted(set(t1) & set(tn)):
+                a, b = t1[n], tn[n]
+                f.write(f"{n}\t{a['ms']}\t{a['floor_ms']}\t{b['ms']}\t{b['floor_ms']}\n")
+                out.append(f"| {n} | {a['ms']:.3f} ({a['floor_ms']:.3f}) | {a['ratio_to_floor']:.2f}x | "
+                           f"{b['ms']:.3f} ({b['floor_ms']:.3f}) | {b['ratio_to_floor']:.2f}x | {a['ms'] / b['ms']:.2f}x |")
     replace_section(doc, "bench", out)
 
 

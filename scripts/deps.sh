@@ -2,14 +2,15 @@
 # deps.sh -- installs the Debian packages octav needs for a make target.
 #   scripts/deps.sh build     compiler, cmake, pkg-config, cJSON
 #   scripts/deps.sh fixtures  + python3-numpy, python3-torch (regenerating test fixtures)
-#   scripts/deps.sh bench     + python3-numpy, python3-torch (peer benchmarks)
+#   scripts/deps.sh bench     + python3-numpy, python3-torch, gnuplot-nox (peers, plot)
 #   scripts/deps.sh results   + gnuplot-nox, python3 (figures of docs/RESULTS.md)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 want="gcc make cmake pkg-config libcjson-dev"
 case "${1:-build}" in
   build) ;;
-  fixtures|bench) want="$want python3-numpy python3-torch" ;;
+  fixtures) want="$want python3-numpy python3-torch" ;;
+  bench) want="$want python3-numpy python3-torch gnuplot-nox" ;;
   results) want="$want gnuplot-nox python3" ;;
   *) echo "usage: $0 [build|fixtures|bench|results]" >&2; exit 2 ;;
 esac
