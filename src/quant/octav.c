@@ -24,7 +24,7 @@ struct octav_solver {
     double *dpart;   /* per-piece sums */
     int64_t *npart;  /* per-piece counts */
     int64_t *cnt;    /* per-piece compact lengths */
-    int64_t *hcnt;   /* per-piece non-zero counts (warm first pass) */
+    int64_t *hcnt;   /* per-piece non-zero counts (first pass) */
     const float **srcs; /* per-piece data pointers */
     int64_t *lens;   /* per-piece lengths and offsets (2 per piece) */
     size_t part_cap;
@@ -182,7 +182,7 @@ typedef struct {
     int64_t *cnt;            /* compact lengths per piece */
     double *dpart;
     int64_t *npart;
-    int64_t *hcnt;           /* per-piece non-zero counts of a warm first pass */
+    int64_t *hcnt;           /* per-piece non-zero counts of the first pass */
     int uns;
     int par;                 /* run pieces in parallel */
     double bound;            /* the compact copy holds magnitudes > bound; <0: none */
@@ -303,7 +303,7 @@ static double predict_next_bound(const fast_ctx *f, int64_t n, double c, double 
     return lo > s0 ? lo : -1.0;
 }
 
-/* Groups at least this long use the sampled prediction of the second iterate. */
+/* Groups at least this long use the sampled bounds (start and second iterate). */
 #define PREDICT_MIN 16384
 
 /* The first pass: statistics, the sum and count above t and a compact
