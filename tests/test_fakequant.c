@@ -773,7 +773,9 @@ static void test_bad_arguments(void) {
     CHECK(octav_fq_backward(ok, &lay, x, &s, dy, OCTAV_GRAD_MAD, OCTAV_SGRAD_NONE, dx, NULL) == OCTAV_OK);
 }
 
-/* Allocation failure of the partial sums is reported, not crashed on. */
+/* The backward pass of a few runs allocates nothing (training calls it every
+ * step); with many runs its partial sums are allocated, and a failure there
+ * is reported, not crashed on. */
 static void *fail_alloc(size_t size, void *user) { (void)size; (void)user; return NULL; }
 static void std_free(void *p, void *user) { (void)user; free(p); }
 
@@ -781,15 +783,26 @@ static void test_alloc_failure(void) {
     const int64_t n = 4;
     octav_layout lay = make_layout(1, &n, OCTAV_GRAN_TENSOR, 0, 0);
     float x[4] = {0.1f, -0.2f, 0.3f, 2.0f}, dy[4] = {1, 1, 1, 1}, dx[4], s = 1.0f;
-    double ds[1];
+    double ds[1], ds_ok[1];
     octav_quant_error e;
+    const octav_grid g4 = {4, OCTAV_GRID_FULL};
+    CHECK(octav_fq_backward(g4, &lay, x, &s, dy, OCTAV_GRAD_PWL, OCTAV_SGRAD_LSQ, dx, ds_ok) == OCTAV_OK);
     octav_set_allocator(fail_alloc, std_free, NULL);
-    CHECK(octav_fq_backward((octav_grid){4, OCTAV_GRID_FULL}, &lay, x, &s, dy, OCTAV_GRAD_PWL, OCTAV_SGRAD_LSQ, dx,
-                            ds) == OCTAV_ENOMEM);
-    CHECK(octav_quant_error_eval((octav_grid){4, OCTAV_GRID_FULL}, &lay, x, &s, &e) == OCTAV_ENOMEM);
+    CHECK(octav_fq_backward(g4, &lay, x, &s, dy, OCTAV_GRAD_PWL, OCTAV_SGRAD_LSQ, dx, ds) == OCTAV_OK);
+    CHECK(ds[0] == ds_ok[0]);
+    CHECK(octav_quant_error_eval(g4, &lay, x, &s, &e) == OCTAV_ENOMEM);
+    /* 1000 channels of 2 on the last axis: 1000 runs, more than fit the stack */
+    const int64_t dims[2] = {2, 1000};
+    octav_layout big = make_layout(2, dims, OCTAV_GRAN_CHANNEL, 1, 0);
+    float *bx = fbuf(2000), *bdy = fbuf(2000), *bdx = fbuf(2000), *bs = fbuf(1000);
+    double *bds = calloc(1000, sizeof *bds);
+    for (int i = 0; i < 2000; i++) { bx[i] = 0.001f * (float)(i - 1000); bdy[i] = 1.0f; }
+    for (int i = 0; i < 1000; i++) bs[i] = 1.0f;
+    CHECK(octav_fq_backward(g4, &big, bx, bs, bdy, OCTAV_GRAD_PWL, OCTAV_SGRAD_LSQ, bdx, bds) == OCTAV_ENOMEM);
+    CHECK(octav_last_error()[0] != 0);
     octav_set_allocator(NULL, NULL, NULL);
-    CHECK(octav_fq_backward((octav_grid){4, OCTAV_GRID_FULL}, &lay, x, &s, dy, OCTAV_GRAD_PWL, OCTAV_SGRAD_LSQ, dx,
-                            ds) == OCTAV_OK);
+    CHECK(octav_fq_backward(g4, &big, bx, bs, bdy, OCTAV_GRAD_PWL, OCTAV_SGRAD_LSQ, bdx, bds) == OCTAV_OK);
+    free(bx); free(bdy); free(bdx); free(bs); free(bds);
 }
 
 int main(void) {

@@ -134,9 +134,11 @@ octav_status octav_fq_backward(octav_grid g, const octav_layout *lay, const floa
     const float qmin = (float)octav_grid_qmin(g), qmax = (float)octav_grid_qmax(g);
     const double L = octav_grid_levels(g);
     const int64_t np = npieces_of(lay);
-    double *part = NULL;
+    /* per-piece partial sums: on the stack for the usual sizes, so that
+     * per-step use in training allocates nothing */
+    double stack_part[512], *part = NULL;
     if (sg != OCTAV_SGRAD_NONE) {
-        part = octav_malloc((size_t)np * sizeof *part);
+        part = np <= 512 ? stack_part : octav_malloc((size_t)np * sizeof *part);
         if (!part) return octav_set_error(OCTAV_ENOMEM, "out of memory (%lld partial sums)", (long long)np);
     }
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (np > 1)
@@ -158,7 +160,7 @@ octav_status octav_fq_backward(octav_grid g, const octav_layout *lay, const floa
     if (part) {
         for (int64_t gi = 0; gi < lay->ngroups; gi++) dscale[gi] = 0.0;
         for (int64_t k = 0; k < np; k++) dscale[piece_at(lay, k).group] += part[k];
-        octav_free(part);
+        if (part != stack_part) octav_free(part);
     }
     return OCTAV_OK;
 }
