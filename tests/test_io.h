@@ -25,4 +25,16 @@ static inline void check_bits(const float *got, const float *ref, int64_t n, con
     }
 }
 
+/* An allocator that fails the g_fail_at-th allocation (counted in g_count),
+ * for octav_set_allocator. */
+static int g_fail_at, g_count;
+static inline void *failing_alloc(size_t n, void *user) {
+    (void)user;
+    return g_count++ == g_fail_at ? NULL : malloc(n);
+}
+static inline void plain_free(void *p, void *user) {
+    (void)user;
+    free(p);
+}
+
 #endif

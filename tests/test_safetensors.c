@@ -374,16 +374,6 @@ static void test_random_byte_flips(void) {
     free(b);
 }
 
-static int g_fail_at, g_count;
-static void *failing_alloc(size_t n, void *user) {
-    (void)user;
-    return g_count++ == g_fail_at ? NULL : malloc(n);
-}
-static void plain_free(void *p, void *user) {
-    (void)user;
-    free(p);
-}
-
 static void test_allocation_failures(void) {
     size_t len;
     unsigned char *b = slurp(FIX "st_mixed.safetensors", &len);
