@@ -525,20 +525,6 @@ static void test_cifar_errors(void) {
 
 /* ---- allocation failures --------------------------------------------------- */
 
-static int g_fail_at, g_count, g_live;
-static void *failing_alloc(size_t n, void *user) {
-    (void)user;
-    if (g_count++ == g_fail_at) return NULL;
-    void *p = malloc(n);
-    if (p) g_live++;
-    return p;
-}
-static void counting_free(void *p, void *user) {
-    (void)user;
-    g_live--;
-    free(p);
-}
-
 enum { LOAD_IDX_PLAIN, LOAD_IDX_GZ, LOAD_DATASET, LOAD_MNIST_DIR, LOAD_CIFAR, NLOADS };
 
 static void test_allocation_failures(void) {

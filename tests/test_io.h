@@ -25,15 +25,19 @@ static inline void check_bits(const float *got, const float *ref, int64_t n, con
     }
 }
 
-/* An allocator that fails the g_fail_at-th allocation (counted in g_count),
- * for octav_set_allocator. */
-static int g_fail_at, g_count;
+/* An allocator that fails the g_fail_at-th allocation (counted in g_count)
+ * and tracks the blocks alive in g_live, for octav_set_allocator. */
+static int g_fail_at, g_count, g_live;
 static inline void *failing_alloc(size_t n, void *user) {
     (void)user;
-    return g_count++ == g_fail_at ? NULL : malloc(n);
+    if (g_count++ == g_fail_at) return NULL;
+    void *p = malloc(n);
+    if (p) g_live++;
+    return p;
 }
-static inline void plain_free(void *p, void *user) {
+static inline void counting_free(void *p, void *user) {
     (void)user;
+    g_live--;
     free(p);
 }
 

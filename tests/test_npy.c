@@ -365,7 +365,7 @@ static void test_allocation_failures(void) {
     int reached_ok = 0;
     for (g_fail_at = 0; b && g_fail_at < 20 && !reached_ok; g_fail_at++) {
         g_count = 0;
-        octav_set_allocator(failing_alloc, plain_free, NULL);
+        octav_set_allocator(failing_alloc, counting_free, NULL);
         octav_tensor t;
         octav_status st = octav_npy_read_mem(b, len, &t);
         octav_set_allocator(NULL, NULL, NULL);

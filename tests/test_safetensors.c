@@ -380,7 +380,7 @@ static void test_allocation_failures(void) {
     int reached_ok = 0;
     for (g_fail_at = 0; b && g_fail_at < 100 && !reached_ok; g_fail_at++) {
         g_count = 0;
-        octav_set_allocator(failing_alloc, plain_free, NULL);
+        octav_set_allocator(failing_alloc, counting_free, NULL);
         octav_safetensors st;
         octav_status s = octav_safetensors_read_mem(b, len, &st);
         octav_set_allocator(NULL, NULL, NULL);
@@ -399,7 +399,7 @@ static void test_allocation_failures(void) {
     reached_ok = 0;
     for (g_fail_at = 0; g_fail_at < 100 && !reached_ok; g_fail_at++) {
         g_count = 0;
-        octav_set_allocator(failing_alloc, plain_free, NULL);
+        octav_set_allocator(failing_alloc, counting_free, NULL);
         octav_status s = octav_safetensors_write(path, ts, 2, meta, 1);
         octav_set_allocator(NULL, NULL, NULL);
         CHECK_MSG(s == OCTAV_OK || s == OCTAV_ENOMEM, "write, failing allocation %d: %d", g_fail_at, s);
