@@ -49,9 +49,7 @@ install: build
 
 fixtures:
 	@scripts/deps.sh fixtures
-	/usr/bin/python3 tests/fixtures/gen_io_fixtures.py
-	/usr/bin/python3 tests/fixtures/gen_fakequant.py
-	/usr/bin/python3 tests/fixtures/gen_clip_fixtures.py
+	for f in tests/fixtures/gen_*.py; do /usr/bin/python3 $$f || exit 1; done
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

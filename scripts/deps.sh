@@ -1,12 +1,13 @@
 #!/bin/sh
 # deps.sh -- installs the Debian packages octav needs for a make target.
-#   scripts/deps.sh build     compiler, cmake, pkg-config, cJSON, zlib
+#   scripts/deps.sh build     compiler, cmake, pkg-config, cJSON, zlib, BLIS, oneDNN,
+#                             Fashion-MNIST (the default training data)
 #   scripts/deps.sh fixtures  + python3-numpy, python3-torch (regenerating test fixtures)
 #   scripts/deps.sh bench     + python3-numpy, python3-torch, gnuplot-nox (peers, plot)
 #   scripts/deps.sh results   + gnuplot-nox, python3 (figures of docs/RESULTS.md)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
-want="gcc make cmake pkg-config libcjson-dev zlib1g-dev"
+want="gcc make cmake pkg-config libcjson-dev zlib1g-dev libblis-openmp-dev libdnnl-dev dataset-fashion-mnist"
 case "${1:-build}" in
   build) ;;
   fixtures) want="$want python3-numpy python3-torch" ;;
