@@ -50,7 +50,8 @@ octav_status octav_set_error(octav_status st, const char *fmt, ...)
     ;
 void octav_clear_error(void);
 
-/* Threads used by liboctav's OpenMP loops (0 = OpenMP default). Returns the
+/* Threads used by liboctav's OpenMP loops, BLIS and oneDNN (0 = OpenMP default;
+ * n > 0 also sets the OpenMP default team size of the process). Returns the
  * number that will be used. Results never depend on the thread count. */
 int octav_set_threads(int n);
 int octav_get_threads(void);
