@@ -1,6 +1,7 @@
 /* parallel.c -- the thread count used by liboctav's OpenMP loops, by BLIS
  * (GEMM) and by oneDNN (convolution, which uses the OpenMP runtime's
  * default team size). */
+#define _POSIX_C_SOURCE 200809L /* BLIS's header uses pthread barriers */
 #include "octav/octav.h"
 
 #include <blis.h>
