@@ -1,5 +1,5 @@
 /* main.c -- the octav command: dispatches to subcommands. */
-#include "cli/cli.h"
+#include "cli/run.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +13,8 @@ static void usage(FILE *f) {
             "commands:\n"
             "  clip     best clipping scalar per tensor (or channel/block) and how it\n"
             "           compares with max, percentile, sigma, ACIQ, MSE sweep, entropy\n"
+            "  train    train a model (float or quantization-aware with OCTAV clipping)\n"
+            "  eval     test accuracy and per-layer quantization of a checkpoint\n"
             "  bench    solver and fake-quantization speed against the memory floor\n"
             "  help     show help for a command (octav help clip)\n"
             "\n"
@@ -30,10 +32,14 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "--version")) { printf("octav %s\n", OCTAV_VERSION_STRING); return EXIT_OK; }
     if (!strcmp(cmd, "clip")) return cli_clip(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "help")) {
         if (argc < 3) { usage(stdout); return EXIT_OK; }
         if (!strcmp(argv[2], "clip")) { cli_clip_usage(stdout); return EXIT_OK; }
         if (!strcmp(argv[2], "bench")) { cli_bench_usage(stdout); return EXIT_OK; }
+        if (!strcmp(argv[2], "train")) { cli_train_usage(stdout); return EXIT_OK; }
+        if (!strcmp(argv[2], "eval")) { cli_eval_usage(stdout); return EXIT_OK; }
         cli_errorf("no help for unknown command '%s'", argv[2]);
         return EXIT_USAGE;
     }

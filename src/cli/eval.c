@@ -1,0 +1,183 @@
+/* eval.c -- `octav eval CKPT`: test accuracy of a checkpoint written by
+ * `octav train`, quantized as trained and in float (the same weights
+ * without fake quantization), and a per-layer table of the quantizers:
+ * bits, grid, clipping scalar, clipped fraction and SQNR on a test batch. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli/run.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_eval_usage(FILE *f) {
+    fprintf(f,
+            "usage: octav eval [options] CKPT\n"
+            "\n"
+            "Evaluates a checkpoint of `octav train` on the test set of its data:\n"
+            "accuracy of the model as trained (fake-quantized for QAT runs, with its\n"
+            "final clipping scalars) and of the same weights in float, then one row per\n"
+            "quantizer (each conv/linear weight and input).\n"
+            "\n"
+            "options:\n"
+            "  --data DIR        dataset (default: the one the run trained on)\n"
+            "  --batch N         evaluation batch (default 256)\n"
+            "  -j, --json        one JSON document instead of the table\n"
+            "  -t, --threads N   threads (default: all cores)\n"
+            "  -h, --help        show this help\n"
+            "\n"
+            "Exit status: 0 success, 1 bad checkpoint or data, 2 usage error.\n");
+}
+
+static const char *meta_get(const octav_safetensors *st, const char *key) {
+    for (int i = 0; i < st->nmeta; i++)
+        if (strcmp(st->meta[i].key, key) == 0) return st->meta[i].value;
+    return NULL;
+}
+
+static int parse_norm(const char *s, float *mean, float *std, int c) {
+    const char *p = s;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < c; i++) {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p || !isfinite(v) || (k == 1 && !(v > 0))) return 0;
+            (k ? std : mean)[i] = (float)v;
+            char want = i < c - 1 ? ',' : (k == 0 ? ';' : 0);
+            if (*end != want) return 0;
+            p = end + (want ? 1 : 0);
+        }
+    return 1;
+}
+
+int cli_eval(int argc, char **argv) {
+    static const struct option lo[] = {{"data", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'b'},
+                                       {"json", no_argument, 0, 'j'},      {"threads", required_argument, 0, 't'},
+                                       {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
+    const char *data = NULL;
+    long batch = 256, threads = 0;
+    int json = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "d:b:jt:h", lo, NULL)) != -1) {
+        switch (opt) {
+        case 'd': data = optarg; break;
+        case 'b':
+            if (!cli_parse_int(optarg, 1, 65536, &batch)) { cli_errorf("--batch '%s': expected 1..65536", optarg); return EXIT_USAGE; }
+            break;
+        case 't':
+            if (!cli_parse_int(optarg, 1, 1024, &threads)) { cli_errorf("--threads '%s': expected 1..1024", optarg); return EXIT_USAGE; }
+            break;
+        case 'j': json = 1; break;
+        case 'h': cli_eval_usage(stdout); return EXIT_OK;
+        default: cli_eval_usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) { cli_errorf("expected one checkpoint (try 'octav eval --help')"); return EXIT_USAGE; }
+    const char *path = argv[optind];
+    if (threads) octav_set_threads((int)threads);
+
+    octav_safetensors st;
+    if (octav_safetensors_read(path, &st)) { cli_error("eval"); return EXIT_FAIL; }
+    run_config c;
+    const char *cfg = meta_get(&st, "octav.config"), *nm = meta_get(&st, "octav.normalize");
+    int ok = cfg && nm && run_config_from_json(cfg, &c);
+    char norm[256] = "";
+    if (ok && strlen(nm) < sizeof norm) snprintf(norm, sizeof norm, "%s", nm);
+    else ok = 0;
+    octav_safetensors_free(&st);
+    if (!ok) { cli_errorf("%s: not an octav checkpoint (octav.config / octav.normalize metadata missing)", path); return EXIT_FAIL; }
+    if (data) {
+        if (strlen(data) >= sizeof c.data) { cli_errorf("--data: path too long"); return EXIT_USAGE; }
+        snprintf(c.data, sizeof c.data, "%s", data);
+    }
+    octav_dataset train, test;
+    if (!run_load_data(&c, &train, &test)) return EXIT_FAIL;
+    octav_dataset_free(&train);
+    float mean[4], sd[4];
+    int status = EXIT_FAIL;
+    octav_model *mq = NULL, *mf = NULL;
+    cJSON *doc = NULL;
+    if (test.c > 4 || !parse_norm(norm, mean, sd, (int)test.c)) {
+        cli_errorf("%s: normalisation metadata '%s' does not fit %lld-channel data", path, norm, (long long)test.c);
+        goto done;
+    }
+    octav_dataset_normalize(&test, mean, sd);
+    run_config cf = c;
+    cf.bits = 32;
+    if (!run_build_model(&c, (int)test.c, (int)test.h, (int)test.w, test.nclasses, &mq) ||
+        !run_build_model(&cf, (int)test.c, (int)test.h, (int)test.w, test.nclasses, &mf))
+        goto done;
+    if (octav_model_load(mq, path, octav_model_quantized(mq), NULL) || octav_model_load(mf, path, 0, NULL)) {
+        cli_error("eval");
+        goto done;
+    }
+    double qacc = 0, qloss = 0, facc = 0, floss = 0;
+    if (octav_model_evaluate(mf, test.images, test.labels, test.n, batch, &facc, &floss) ||
+        octav_model_evaluate(mq, test.images, test.labels, test.n, batch, &qacc, &qloss)) {
+        cli_error("eval");
+        goto done;
+    }
+    /* the per-layer table is measured on the first test batch */
+    int64_t n1 = test.n < batch ? test.n : batch;
+    if (octav_model_forward(mq, test.images, n1, NULL)) { cli_error("eval"); goto done; }
+    int nq = octav_model_num_quantizers(mq);
+    const char *qname = octav_model_quantized(mq) ? octav_qat_clip_name(octav_model_get_qat(mq)) : "float";
+    if (json) {
+        doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "checkpoint", path);
+        cJSON_AddStringToObject(doc, "model", c.model);
+        cJSON_AddNumberToObject(doc, "bits", c.bits);
+        cJSON_AddStringToObject(doc, "clip", qname);
+        cJSON_AddNumberToObject(doc, "test_images", (double)test.n);
+        cJSON_AddNumberToObject(doc, "test_accuracy", qacc);
+        cJSON_AddNumberToObject(doc, "test_loss", qloss);
+        cJSON_AddNumberToObject(doc, "float_test_accuracy", facc);
+        cJSON_AddNumberToObject(doc, "float_test_loss", floss);
+        cJSON *arr = cJSON_AddArrayToObject(doc, "quantizers");
+        for (int i = 0; i < nq; i++) {
+            octav_quant_report r;
+            if (octav_model_quantizer(mq, i, 1, &r)) { cli_error("eval"); goto done; }
+            cJSON *q = cJSON_CreateObject();
+            cJSON_AddStringToObject(q, "layer", r.node);
+            cJSON_AddStringToObject(q, "tensor", r.is_weight ? "weight" : "input");
+            cJSON_AddNumberToObject(q, "bits", r.bits);
+            cJSON_AddStringToObject(q, "grid", octav_grid_name(r.grid));
+            cJSON_AddNumberToObject(q, "groups", (double)r.ngroups);
+            cJSON_AddNumberToObject(q, "scale", r.scale);
+            if (isfinite(r.clipped_fraction)) cJSON_AddNumberToObject(q, "clipped_fraction", r.clipped_fraction);
+            if (isfinite(r.sqnr_db)) cJSON_AddNumberToObject(q, "sqnr_db", r.sqnr_db);
+            cJSON_AddItemToArray(arr, q);
+        }
+        char *s = cJSON_Print(doc);
+        if (!s) { cli_errorf("out of memory"); goto done; }
+        printf("%s\n", s);
+        free(s);
+    } else {
+        printf("%s  %s  %s\n", path, c.model, octav_model_quantized(mq) ? "" : "(float)");
+        if (octav_model_quantized(mq))
+            printf("test accuracy  %.2f%% quantized (%d-bit, first/last %d, %s)   %.2f%% float weights\n", 100 * qacc,
+                   c.bits, c.first_last_bits, qname, 100 * facc);
+        else
+            printf("test accuracy  %.2f%% (loss %.4f) on %lld images\n", 100 * facc, floss, (long long)test.n);
+        if (nq) {
+            printf("\n%-26s %-6s %4s %-8s %6s %11s %9s %9s\n", "layer", "tensor", "bits", "grid", "groups", "scale",
+                   "clipped%", "SQNR dB");
+            for (int i = 0; i < nq; i++) {
+                octav_quant_report r;
+                if (octav_model_quantizer(mq, i, 1, &r)) { cli_error("eval"); goto done; }
+                printf("%-26s %-6s %4d %-8s %6lld %11.5g %9.4f %9.2f\n", r.node, r.is_weight ? "weight" : "input",
+                       r.bits, octav_grid_name(r.grid), (long long)r.ngroups, r.scale, 100 * r.clipped_fraction,
+                       r.sqnr_db);
+            }
+            printf("(clipped%% and SQNR of the weights and of the first test batch's inputs)\n");
+        }
+    }
+    status = EXIT_OK;
+done:
+    cJSON_Delete(doc);
+    octav_model_destroy(mq);
+    octav_model_destroy(mf);
+    octav_dataset_free(&test);
+    return status;
+}

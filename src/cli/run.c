@@ -1,0 +1,274 @@
+/* run.c -- what `octav train` and `octav eval` share: the run
+ * configuration (with per-model defaults, and its JSON form stored in
+ * checkpoints), loading the dataset, building the model with its
+ * quantization, and the progress line. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli/run.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+void run_config_defaults(run_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "cnn");
+    snprintf(c->data, sizeof c->data, "%s", FASHION_DIR);
+    c->optimizer = OCTAV_OPTIM_SGD;
+    c->sched = OCTAV_SCHED_COSINE;
+    c->momentum = 0.9;
+    c->nesterov = 1;
+    c->seed = 1;
+    c->bits = 32;
+    c->first_last_bits = 8;
+    snprintf(c->clip, sizeof c->clip, "octav");
+    snprintf(c->grad, sizeof c->grad, "mad-pwl");
+    snprintf(c->weight_gran, sizeof c->weight_gran, "channel");
+    c->calib_batches = 10;
+    c->val = 5000;
+    c->width = 1.0;
+    c->dropout = -1;
+    c->epochs = -1;
+    c->batch = 128;
+    c->lr = -1;
+    c->weight_decay = -1;
+    c->warmup = -1;
+}
+
+/* Fills the options left at -1 with the defaults of the model and mode. */
+void run_config_finish(run_config *c) {
+    int retrain = c->init[0] != 0;
+    int mnv2 = strcmp(c->model, "mobilenetv2") == 0;
+    if (c->epochs < 0) c->epochs = retrain ? 2 : (mnv2 ? 15 : 10);
+    if (c->lr < 0) {
+        double base = c->optimizer == OCTAV_OPTIM_ADAMW ? 1e-3 : (mnv2 ? 0.05 : 0.05);
+        c->lr = retrain ? base * 0.1 : base;
+    }
+    if (c->weight_decay < 0) c->weight_decay = c->optimizer == OCTAV_OPTIM_ADAMW ? 0.01 : (mnv2 ? 4e-5 : 5e-4);
+    if (c->warmup < 0) c->warmup = 0;
+    if (c->dropout < 0) c->dropout = strcmp(c->model, "cnn") == 0 || strcmp(c->model, "mlp") == 0 ? 0.25 : 0.0;
+}
+
+cJSON *run_config_json(const run_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "model", c->model);
+    cJSON_AddStringToObject(o, "data", c->data);
+    cJSON_AddNumberToObject(o, "epochs", c->epochs);
+    cJSON_AddNumberToObject(o, "batch", c->batch);
+    cJSON_AddNumberToObject(o, "lr", c->lr);
+    cJSON_AddStringToObject(o, "optimizer", c->optimizer == OCTAV_OPTIM_ADAMW ? "adamw" : "sgd");
+    cJSON_AddStringToObject(o, "schedule", octav_sched_name(c->sched));
+    cJSON_AddNumberToObject(o, "warmup_epochs", c->warmup);
+    cJSON_AddNumberToObject(o, "momentum", c->momentum);
+    cJSON_AddBoolToObject(o, "nesterov", c->nesterov);
+    cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
+    cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
+    cJSON_AddNumberToObject(o, "grad_clip", c->grad_clip);
+    cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(o, "bits", c->bits);
+    cJSON_AddNumberToObject(o, "first_last_bits", c->first_last_bits);
+    cJSON_AddStringToObject(o, "clip", c->clip);
+    cJSON_AddStringToObject(o, "grad", c->grad);
+    cJSON_AddStringToObject(o, "weight_granularity", c->weight_gran);
+    cJSON_AddNumberToObject(o, "calib_batches", c->calib_batches);
+    cJSON_AddNumberToObject(o, "val", (double)c->val);
+    cJSON_AddNumberToObject(o, "limit", (double)c->limit);
+    cJSON_AddNumberToObject(o, "augment_pad", c->aug_pad);
+    cJSON_AddBoolToObject(o, "augment_flip", c->aug_flip);
+    cJSON_AddNumberToObject(o, "width", c->width);
+    cJSON_AddNumberToObject(o, "dropout", c->dropout);
+    cJSON_AddStringToObject(o, "init", c->init);
+    return o;
+}
+
+static int get_num(const cJSON *o, const char *k, double *v) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(it)) return 0;
+    *v = it->valuedouble;
+    return 1;
+}
+
+static int get_str(const cJSON *o, const char *k, char *dst, size_t cap) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsString(it) || strlen(it->valuestring) >= cap) return 0;
+    snprintf(dst, cap, "%s", it->valuestring);
+    return 1;
+}
+
+int run_config_from_json(const char *text, run_config *c) {
+    cJSON *o = cJSON_Parse(text);
+    if (!o) return 0;
+    run_config_defaults(c);
+    double v;
+    char buf[32];
+    int ok = get_str(o, "model", c->model, sizeof c->model) && get_str(o, "data", c->data, sizeof c->data);
+#define NUM(key, field, type) if (ok && (ok = get_num(o, key, &v))) c->field = (type)v
+    NUM("epochs", epochs, int);
+    NUM("batch", batch, int64_t);
+    NUM("lr", lr, double);
+    NUM("warmup_epochs", warmup, double);
+    NUM("momentum", momentum, double);
+    NUM("weight_decay", weight_decay, double);
+    NUM("label_smoothing", label_smoothing, double);
+    NUM("grad_clip", grad_clip, double);
+    NUM("seed", seed, uint64_t);
+    NUM("bits", bits, int);
+    NUM("first_last_bits", first_last_bits, int);
+    NUM("calib_batches", calib_batches, int);
+    NUM("val", val, int64_t);
+    NUM("limit", limit, int64_t);
+    NUM("augment_pad", aug_pad, int);
+    NUM("width", width, double);
+    NUM("dropout", dropout, double);
+#undef NUM
+    const cJSON *nv = cJSON_GetObjectItemCaseSensitive(o, "nesterov");
+    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(o, "augment_flip");
+    ok = ok && cJSON_IsBool(nv) && cJSON_IsBool(fl);
+    if (ok) { c->nesterov = cJSON_IsTrue(nv); c->aug_flip = cJSON_IsTrue(fl); }
+    ok = ok && get_str(o, "clip", c->clip, sizeof c->clip) && get_str(o, "grad", c->grad, sizeof c->grad) &&
+         get_str(o, "weight_granularity", c->weight_gran, sizeof c->weight_gran) &&
+         get_str(o, "init", c->init, sizeof c->init);
+    ok = ok && get_str(o, "optimizer", buf, sizeof buf);
+    if (ok) c->optimizer = strcmp(buf, "adamw") == 0 ? OCTAV_OPTIM_ADAMW : OCTAV_OPTIM_SGD;
+    ok = ok && get_str(o, "schedule", buf, sizeof buf) && octav_sched_parse(buf, &c->sched) == OCTAV_OK;
+    cJSON_Delete(o);
+    return ok;
+}
+
+/* "cifar10:DIR" reads the CIFAR-10 binary batches of DIR; anything else
+ * is an MNIST-layout IDX directory. */
+int run_load_data(const run_config *c, octav_dataset *train, octav_dataset *test) {
+    octav_status st;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (strncmp(c->data, "cifar10:", 8) == 0) {
+        const char *dir = c->data + 8;
+        char paths[6][4200];
+        const char *files[5];
+        for (int i = 0; i < 5; i++) {
+            snprintf(paths[i], sizeof paths[i], "%s/data_batch_%d.bin", dir, i + 1);
+            files[i] = paths[i];
+        }
+        snprintf(paths[5], sizeof paths[5], "%s/test_batch.bin", dir);
+        const char *tf[1] = {paths[5]};
+        st = octav_dataset_load_cifar10(files, 5, train);
+        if (!st) st = octav_dataset_load_cifar10(tf, 1, test);
+    } else {
+        st = octav_dataset_load_mnist_dir(c->data, 1, train);
+        if (!st) st = octav_dataset_load_mnist_dir(c->data, 0, test);
+    }
+    if (st) {
+        octav_dataset_free(train);
+        octav_dataset_free(test);
+        if (st == OCTAV_ENOTFOUND && strcmp(c->data, FASHION_DIR) == 0)
+            cli_errorf("%s (install it with: apt-get install dataset-fashion-mnist)", octav_last_error());
+        else
+            cli_error("data");
+        return 0;
+    }
+    return 1;
+}
+
+int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, octav_model **out) {
+    octav_model_options mo = octav_model_options_default();
+    mo.width = (float)c->width;
+    mo.dropout = (float)c->dropout;
+    if (octav_model_zoo(c->model, ch, h, w, nclasses, &mo, out)) { cli_error("model"); return 0; }
+    if (c->bits > 0 && c->bits < 32) {
+        octav_qat_config q = octav_qat_default();
+        q.bits = c->bits;
+        q.first_last_bits = c->first_last_bits;
+        q.calib_batches = c->calib_batches;
+        octav_granularity g;
+        if (octav_qat_parse_clip(c->clip, &q) || octav_qat_parse_grad(c->grad, &q) ||
+            octav_granularity_parse(c->weight_gran, &g) || g == OCTAV_GRAN_BLOCK ||
+            octav_model_set_qat(*out, &q)) {
+            if (octav_granularity_parse(c->weight_gran, &g) == OCTAV_OK && g == OCTAV_GRAN_BLOCK)
+                cli_errorf("--weight-granularity: expected channel or tensor");
+            else
+                cli_error("quantization");
+            octav_model_destroy(*out);
+            *out = NULL;
+            return 0;
+        }
+        (void)g;
+    }
+    return 1;
+}
+
+int run_config_check(const run_config *c) {
+    if (c->bits != 32 && (c->bits < 2 || c->bits > 8)) { cli_errorf("--bits %d: expected 2..8, or 32 for float", c->bits); return 0; }
+    if (c->first_last_bits < 2 || c->first_last_bits > 16) { cli_errorf("--first-last-bits %d: expected 2..16", c->first_last_bits); return 0; }
+    if (c->batch < 1 || c->batch > 65536) { cli_errorf("--batch %lld: expected 1..65536", (long long)c->batch); return 0; }
+    if (!(c->lr > 0 && c->lr < 100)) { cli_errorf("--lr %g: expected a positive number below 100", c->lr); return 0; }
+    if (!(c->momentum >= 0 && c->momentum < 1)) { cli_errorf("--momentum %g: expected [0, 1)", c->momentum); return 0; }
+    if (!(c->weight_decay >= 0 && c->weight_decay < 1)) { cli_errorf("--weight-decay %g: expected [0, 1)", c->weight_decay); return 0; }
+    if (!(c->label_smoothing >= 0 && c->label_smoothing < 1)) { cli_errorf("--label-smoothing %g: expected [0, 1)", c->label_smoothing); return 0; }
+    if (!(c->grad_clip >= 0)) { cli_errorf("--grad-clip %g: expected >= 0", c->grad_clip); return 0; }
+    if (!(c->width > 0 && c->width <= 4)) { cli_errorf("--width %g: expected (0, 4]", c->width); return 0; }
+    if (!(c->dropout >= 0 && c->dropout < 1)) { cli_errorf("--dropout %g: expected [0, 1)", c->dropout); return 0; }
+    if (!(c->warmup >= 0) || c->warmup > c->epochs) { cli_errorf("--warmup %g: expected 0..epochs", c->warmup); return 0; }
+    if (c->epochs < 1) { cli_errorf("--epochs %d: expected at least 1", c->epochs); return 0; }
+    if (c->aug_pad < 0 || c->aug_pad > 8) { cli_errorf("--augment pad %d: expected 0..8", c->aug_pad); return 0; }
+    if (c->calib_batches < 1) { cli_errorf("--calib-batches %d: expected at least 1", c->calib_batches); return 0; }
+    octav_qat_config q = octav_qat_default();
+    if (octav_qat_parse_clip(c->clip, &q) || octav_qat_parse_grad(c->grad, &q)) { cli_error("option"); return 0; }
+    octav_granularity g;
+    if (octav_granularity_parse(c->weight_gran, &g) || g == OCTAV_GRAN_BLOCK) {
+        cli_errorf("--weight-granularity '%s': expected channel or tensor", c->weight_gran);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- progress ---------------------------------------------------------------- */
+double run_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_time(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 360000) { snprintf(buf, cap, "--:--"); return; }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+void progress_init(progress *p, int quiet) {
+    memset(p, 0, sizeof *p);
+    p->tty = isatty(STDERR_FILENO);
+    p->quiet = quiet;
+}
+
+void progress_update(progress *p, int epoch, int epochs, int64_t step, int64_t steps, double loss,
+                     double acc, double ips, double eta, int final) {
+    if (p->quiet) return;
+    double now = run_now();
+    char e[32];
+    fmt_time(eta, e, sizeof e);
+    if (p->tty) {
+        if (!final && now - p->last < 0.1) return;
+        p->last = now;
+        int width = 24, fill = steps > 0 ? (int)(width * step / steps) : width;
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+        bar[width] = 0;
+        fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s ETA %s\033[K",
+                epoch, epochs, bar, (long long)step, (long long)steps, loss, 100 * acc, ips, e);
+        if (final) fputc('\n', stderr);
+    } else {
+        /* plain lines: about every 10% of an epoch, and at its end */
+        int64_t every = steps / 10 > 0 ? steps / 10 : 1;
+        if (!final && step % every != 0) return;
+        fprintf(stderr, "epoch %d/%d step %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %s\n", epoch, epochs,
+                (long long)step, (long long)steps, loss, 100 * acc, ips, e);
+    }
+    fflush(stderr);
+}

@@ -1,0 +1,65 @@
+/* run.h -- shared by `octav train` and `octav eval`: the run configuration
+ * and its JSON form (kept in checkpoints), data loading, model building,
+ * and the progress line on stderr. */
+#ifndef OCTAV_CLI_RUN_H
+#define OCTAV_CLI_RUN_H
+
+#include "cli/cli.h"
+#include "octav/model.h"
+
+#include <cjson/cJSON.h>
+
+typedef struct {
+    char model[32];
+    char data[4096];
+    int epochs;
+    int64_t batch;
+    double lr;
+    octav_optim_kind optimizer;
+    octav_sched_kind sched;
+    double warmup;            /* epochs of linear warmup */
+    double momentum;
+    int nesterov;
+    double weight_decay;
+    double label_smoothing;
+    double grad_clip;
+    uint64_t seed;
+    int bits;                 /* 32 = float */
+    int first_last_bits;
+    char clip[48];
+    char grad[16];
+    char weight_gran[16];
+    int calib_batches;
+    int64_t val;              /* validation images split off the training set */
+    int64_t limit;            /* use only this many training images (0 = all) */
+    int aug_pad;
+    int aug_flip;
+    double width;
+    double dropout;
+    char init[4096];
+} run_config;
+
+void run_config_defaults(run_config *c);
+void run_config_finish(run_config *c);
+int run_config_check(const run_config *c);          /* prints the error */
+cJSON *run_config_json(const run_config *c);
+int run_config_from_json(const char *text, run_config *c);
+int run_load_data(const run_config *c, octav_dataset *train, octav_dataset *test);
+int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, octav_model **out);
+double run_now(void);
+
+typedef struct {
+    int tty, quiet;
+    double last;
+} progress;
+
+void progress_init(progress *p, int quiet);
+void progress_update(progress *p, int epoch, int epochs, int64_t step, int64_t steps, double loss,
+                     double acc, double ips, double eta, int final);
+
+int cli_train(int argc, char **argv);
+void cli_train_usage(FILE *f);
+int cli_eval(int argc, char **argv);
+void cli_eval_usage(FILE *f);
+
+#endif
