@@ -150,6 +150,72 @@ static void test_gradcheck(void) {
     pool_gradcheck(2, 3, 4, 5, 5, 0, 0, 0);
 }
 
+/* ---- the unrolled paths (2x2 / s2, interior 3x3, avg 2x2) vs the plain rule ---- */
+
+/* PyTorch's scan: row by row, replace when greater or NaN; sum from 0. */
+static void naive_pools(const float *x, float *ymax, int32_t *am, float *yavg, int64_t h, int64_t w,
+                        int k, int s, int p) {
+    const int64_t ho = osz(h, k, s, p), wo = osz(w, k, s, p);
+    for (int64_t oh = 0; oh < ho; oh++)
+        for (int64_t ow = 0; ow < wo; ow++) {
+            float best = -INFINITY, sum = 0.0f;
+            int32_t idx = -1;
+            for (int64_t ih = oh * s - p; ih < oh * s - p + k; ih++)
+                for (int64_t iw = ow * s - p; iw < ow * s - p + k; iw++) {
+                    if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                    float v = x[ih * w + iw];
+                    if (idx < 0) idx = (int32_t)(ih * w + iw);
+                    if (v > best || isnan(v)) { best = v; idx = (int32_t)(ih * w + iw); }
+                    sum += v;
+                }
+            ymax[oh * wo + ow] = best;
+            am[oh * wo + ow] = idx;
+            yavg[oh * wo + ow] = sum / (float)(k * k);
+        }
+}
+
+static void test_pool_vs_naive(void) {
+    static const int cfg[5][3] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}, {2, 1, 0}, {3, 3, 0}};
+    static const int64_t sizes[3][2] = {{9, 9}, {8, 11}, {5, 4}};
+    trng r = {77, 0, 0};
+    for (int si = 0; si < 3; si++)
+        for (int ci = 0; ci < 5; ci++) {
+            const int64_t n = 2, c = 3, h = sizes[si][0], w = sizes[si][1], ni = n * c * h * w;
+            const int k = cfg[ci][0], s = cfg[ci][1], p = cfg[ci][2];
+            const int64_t hw_o = osz(h, k, s, p) * osz(w, k, s, p), no = n * c * hw_o;
+            float *x = fbuf(ni), *y = fbuf(no), *ya = fbuf(no), *ym_ref = fbuf(no), *ya_ref = fbuf(no);
+            int32_t *am = ibuf(no), *am_ref = ibuf(no);
+            for (int64_t i = 0; i < ni; i++) {
+                double u = trng_unif(&r);
+                /* many ties, some NaNs, -inf and signed zeros */
+                x[i] = u < 0.03 ? NAN : u < 0.05 ? -INFINITY : u < 0.1 ? -0.0f : (float)(((int)(trng_unif(&r) * 5) - 2) * 0.3 + 0.1);
+            }
+            for (int64_t q = 0; q < n * c; q++)
+                naive_pools(x + q * h * w, ym_ref + q * hw_o, am_ref + q * hw_o, ya_ref + q * hw_o, h, w, k, s, p);
+            octav_maxpool2d_forward(x, y, am, n, c, h, w, k, s, p);
+            octav_avgpool2d_forward(x, ya, n, c, h, w, k, s, p);
+            CHECK_SAME_BITS(y, ym_ref, no * 4);
+            CHECK_SAME_BITS(am, am_ref, no * 4);
+            CHECK_SAME_BITS(ya, ya_ref, no * 4);
+            /* avg backward: 0 + dy/(k k) summed over windows in output order */
+            float *g = fbuf(no), *dx = fbuf(ni), *dx_ref = fbuf(ni);
+            fill_gauss(&r, g, no, 1.0, 0.0);
+            g[0] = -0.0f;
+            octav_avgpool2d_backward(g, dx, n, c, h, w, k, s, p);
+            for (int64_t q = 0; q < n * c; q++)
+                for (int64_t oh = 0; oh < osz(h, k, s, p); oh++)
+                    for (int64_t ow = 0; ow < osz(w, k, s, p); ow++)
+                        for (int64_t ih = oh * s - p; ih < oh * s - p + k; ih++)
+                            for (int64_t iw = ow * s - p; iw < ow * s - p + k; iw++)
+                                if (ih >= 0 && ih < h && iw >= 0 && iw < w)
+                                    dx_ref[q * h * w + ih * w + iw] +=
+                                        g[q * hw_o + oh * osz(w, k, s, p) + ow] / (float)(k * k);
+            CHECK_SAME_BITS(dx, dx_ref, ni * 4);
+            free(x); free(y); free(ya); free(ym_ref); free(ya_ref); free(am); free(am_ref);
+            free(g); free(dx); free(dx_ref);
+        }
+}
+
 /* An all-padding window (p > k/2, which PyTorch rejects) gives -inf, argmax
  * -1 and no gradient. */
 static void test_maxpool_empty_window(void) {
@@ -211,6 +277,7 @@ int main(void) {
     RUN(test_avgpool_fixture);
     RUN(test_gap_fixture);
     RUN(test_gradcheck);
+    RUN(test_pool_vs_naive);
     RUN(test_maxpool_empty_window);
     RUN(test_threads);
     return TEST_SUMMARY();

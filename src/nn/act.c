@@ -113,10 +113,33 @@ void octav_gelu_backward(const float *x, const float *dy, float *dx, int64_t n) 
  * scale 1, so y == x exactly. */
 static float dropout_scale(float p) { return (float)(1.0 / (1.0 - (double)p)); }
 
-static void dropout_run(const float *x, float *y, uint8_t *mask, int64_t i0, int64_t n, double p,
+/* octav_hash_u64 (rng.c), inlined so that the loop pipelines; test_nn_act
+ * checks every mask bit against octav_hash_uniform. */
+static inline uint64_t mix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t hash_u64(uint64_t seed, uint64_t counter) {
+    uint64_t x = seed ^ (counter * 0xD1B54A32D192ED03ull);
+    uint64_t a = mix64(&x);
+    return a ^ mix64(&x);
+}
+
+/* octav_hash_uniform(seed, i) = (h >> 11) 2^-53 >= p  <=>  (h >> 11) >= thr,
+ * thr = ceil(p 2^53) (exact: p 2^53 only rescales the exponent). */
+static uint64_t keep_threshold(double p) {
+    if (!(p > 0.0)) return 0;
+    if (p >= 1.0) return 9007199254740992ull; /* nothing is kept */
+    return (uint64_t)ceil(p * 9007199254740992.0);
+}
+
+static void dropout_run(const float *x, float *y, uint8_t *mask, int64_t i0, int64_t n, uint64_t thr,
                         float scale, uint64_t seed) {
     for (int64_t i = 0; i < n; i++) {
-        int keep = octav_hash_uniform(seed, (uint64_t)(i0 + i)) >= p;
+        int keep = (hash_u64(seed, (uint64_t)(i0 + i)) >> 11) >= thr;
         mask[i] = (uint8_t)keep;
         y[i] = keep ? x[i] * scale : 0.0f;
     }
@@ -130,8 +153,8 @@ static void dropout_back_run(const uint8_t *mask, const float *dy, float *dx, in
 void octav_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n, float p,
                            uint64_t seed) {
     const float scale = dropout_scale(p);
-    const double pd = (double)p;
-    FOR_CHUNKS(n, GELU_PAR_MIN, dropout_run(x + i0, y + i0, mask + i0, i0, len, pd, scale, seed));
+    const uint64_t thr = keep_threshold((double)p);
+    FOR_CHUNKS(n, GELU_PAR_MIN, dropout_run(x + i0, y + i0, mask + i0, i0, len, thr, scale, seed));
 }
 
 void octav_dropout_backward(const uint8_t *mask, const float *dy, float *dx, int64_t n, float p) {

@@ -32,6 +32,17 @@ static void window(int64_t o, int k, int s, int p, int64_t h, int64_t *lo, int64
     *hi = b > h ? h : b;
 }
 
+/* Replaces (best, idx) by (v, j) when v is greater or NaN; branch-free (the
+ * outcome is data-dependent and mispredicts). */
+#define MAX_STEP(v, j)                                                                             \
+    do {                                                                                           \
+        const float v_ = (v);                                                                      \
+        const int take_ = (v_ > best) | (v_ != v_);                                                \
+        best = take_ ? v_ : best;                                                                  \
+        idx = take_ ? (j) : idx;                                                                   \
+    } while (0)
+
+/* Any window; the 3x3 windows lying inside the plane are unrolled. */
 static void maxpool_plane(const float *x, float *y, int32_t *am, int64_t h, int64_t w, int64_t ho,
                           int64_t wo, int k, int s, int p) {
     for (int64_t oh = 0; oh < ho; oh++) {
@@ -42,30 +53,29 @@ static void maxpool_plane(const float *x, float *y, int32_t *am, int64_t h, int6
             window(ow, k, s, p, w, &w0, &w1);
             float best = -INFINITY;
             int64_t idx = (h0 < h1 && w0 < w1) ? h0 * w + w0 : -1;
-            for (int64_t ih = h0; ih < h1; ih++)
-                for (int64_t iw = w0; iw < w1; iw++) {
-                    float v = x[ih * w + iw];
-                    if (v > best || isnan(v)) {
-                        best = v;
-                        idx = ih * w + iw;
-                    }
-                }
+            if (k == 3 && h1 - h0 == 3 && w1 - w0 == 3) {
+                const int64_t i = h0 * w + w0;
+                const float *r0 = x + i, *r1 = r0 + w, *r2 = r1 + w;
+                MAX_STEP(r0[0], i);
+                MAX_STEP(r0[1], i + 1);
+                MAX_STEP(r0[2], i + 2);
+                MAX_STEP(r1[0], i + w);
+                MAX_STEP(r1[1], i + w + 1);
+                MAX_STEP(r1[2], i + w + 2);
+                MAX_STEP(r2[0], i + 2 * w);
+                MAX_STEP(r2[1], i + 2 * w + 1);
+                MAX_STEP(r2[2], i + 2 * w + 2);
+            } else {
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) MAX_STEP(x[ih * w + iw], ih * w + iw);
+            }
             y[oh * wo + ow] = best;
             if (am) am[oh * wo + ow] = (int32_t)idx;
         }
     }
 }
 
-/* The common k = s = 2, p = 0 case: the same rule, unrolled. */
-#define MAX_STEP(v, j)                                                                             \
-    do {                                                                                           \
-        float v_ = (v);                                                                            \
-        if (v_ > best || isnan(v_)) {                                                              \
-            best = v_;                                                                             \
-            idx = (j);                                                                             \
-        }                                                                                          \
-    } while (0)
-
+/* The common k = s = 2, p = 0 case. */
 static void maxpool_plane_2x2(const float *x, float *y, int32_t *am, int64_t w, int64_t ho,
                               int64_t wo) {
     for (int64_t oh = 0; oh < ho; oh++) {
@@ -122,10 +132,25 @@ void octav_avgpool2d_forward(const float *x, float *y, int64_t n, int64_t c, int
     const int64_t ho = out_size(h, k, s, p), wo = out_size(w, k, s, p), planes = n * c;
     if (planes <= 0 || ho <= 0 || wo <= 0) return;
     const float div = (float)k * (float)k;
+    const int fast = k == 2 && s == 2 && p == 0;
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (planes * h * w >= PAR_MIN)
     for (int64_t q = 0; q < planes; q++) {
         const float *xp = x + q * h * w;
         float *yp = y + q * ho * wo;
+        if (fast) {
+            for (int64_t oh = 0; oh < ho; oh++) {
+                const float *r0 = xp + 2 * oh * w, *r1 = r0 + w;
+                for (int64_t ow = 0; ow < wo; ow++) {
+                    float sum = 0.0f; /* the generic order, from 0 (0 + -0 = +0) */
+                    sum += r0[2 * ow];
+                    sum += r0[2 * ow + 1];
+                    sum += r1[2 * ow];
+                    sum += r1[2 * ow + 1];
+                    yp[oh * wo + ow] = sum / div;
+                }
+            }
+            continue;
+        }
         for (int64_t oh = 0; oh < ho; oh++) {
             int64_t h0, h1;
             window(oh, k, s, p, h, &h0, &h1);
@@ -146,11 +171,22 @@ void octav_avgpool2d_backward(const float *dy, float *dx, int64_t n, int64_t c, 
     const int64_t ho = out_size(h, k, s, p), wo = out_size(w, k, s, p), planes = n * c;
     if (planes <= 0) return;
     const float div = (float)k * (float)k;
+    const int fast = k == 2 && s == 2 && p == 0;
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (planes * h * w >= PAR_MIN)
     for (int64_t q = 0; q < planes; q++) {
         float *dp = dx + q * h * w;
         const float *gp = dy + q * ho * wo;
         memset(dp, 0, (size_t)(h * w) * sizeof *dp);
+        if (fast) { /* disjoint windows: each element gets 0 + g once */
+            for (int64_t oh = 0; oh < ho; oh++) {
+                float *r0 = dp + 2 * oh * w, *r1 = r0 + w;
+                for (int64_t ow = 0; ow < wo; ow++) {
+                    const float g = 0.0f + gp[oh * wo + ow] / div;
+                    r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = g;
+                }
+            }
+            continue;
+        }
         for (int64_t oh = 0; oh < ho; oh++) {
             int64_t h0, h1;
             window(oh, k, s, p, h, &h0, &h1);
