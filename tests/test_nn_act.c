@@ -159,7 +159,7 @@ static void test_dropout(void) {
         int keep = octav_hash_uniform(seed, (uint64_t)i) >= (double)p;
         kept += keep;
         if (m1[i] != keep && bad_mask < 0) bad_mask = i;
-        float want = keep ? x[i] * scale : 0.0f;
+        float want = x[i] * (keep ? scale : 0.0f); /* a product: -0 where a negative x is dropped */
         if (memcmp(&y1[i], &want, 4) != 0 && bad_y < 0) bad_y = i;
     }
     CHECK_MSG(bad_mask < 0, "mask differs from the hash rule at %lld", (long long)bad_mask);
@@ -177,7 +177,7 @@ static void test_dropout(void) {
     octav_dropout_backward(m1, dy, dx, n, p);
     int64_t bad_dx = -1;
     for (int64_t i = 0; i < n && bad_dx < 0; i++) {
-        float want = m1[i] ? dy[i] * scale : 0.0f;
+        float want = dy[i] * (m1[i] ? scale : 0.0f);
         if (memcmp(&dx[i], &want, 4) != 0) bad_dx = i;
     }
     CHECK_MSG(bad_dx < 0, "dx differs at %lld", (long long)bad_dx);

@@ -40,26 +40,31 @@
 
 OCTAV_CLONES
 static void relu_run(const float *x, float *y, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 OCTAV_CLONES
 static void relu_back_run(const float *x, const float *dy, float *dx, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 OCTAV_CLONES
 static void relu6_run(const float *x, float *y, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : (x[i] > 6.0f ? 6.0f : x[i]);
 }
 
 OCTAV_CLONES
 static void relu6_back_run(const float *x, const float *dy, float *dx, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dx[i] = (x[i] > 0.0f && x[i] < 6.0f) ? dy[i] : 0.0f;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dx[i] = ((x[i] > 0.0f) & (x[i] < 6.0f)) ? dy[i] : 0.0f;
 }
 
 OCTAV_CLONES
 static void add_run(const float *a, const float *b, float *y, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
@@ -108,9 +113,11 @@ void octav_gelu_backward(const float *x, const float *dy, float *dx, int64_t n) 
     FOR_CHUNKS(n, GELU_PAR_MIN, gelu_back_run(x + i0, dy + i0, dx + i0, len));
 }
 
-/* ---- dropout: keep i iff octav_hash_uniform(seed, i) >= p; kept values are
- * scaled by 1/(1-p) (rounded to float once). p = 0 keeps everything with
- * scale 1, so y == x exactly. */
+/* ---- dropout: keep i iff octav_hash_uniform(seed, i) >= p; y = x * f with
+ * f = 1/(1-p) (rounded to float once) where kept, 0 where dropped -- a
+ * product, as PyTorch's x * mask / (1-p): a dropped negative value gives -0,
+ * a dropped Inf or NaN gives NaN. p = 0 keeps everything with f = 1, so
+ * y == x exactly. */
 static float dropout_scale(float p) { return (float)(1.0 / (1.0 - (double)p)); }
 
 /* octav_hash_u64 (rng.c), inlined so that the loop pipelines; test_nn_act
@@ -136,18 +143,21 @@ static uint64_t keep_threshold(double p) {
     return (uint64_t)ceil(p * 9007199254740992.0);
 }
 
+OCTAV_CLONES
 static void dropout_run(const float *x, float *y, uint8_t *mask, int64_t i0, int64_t n, uint64_t thr,
                         float scale, uint64_t seed) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        int keep = (hash_u64(seed, (uint64_t)(i0 + i)) >> 11) >= thr;
+        const int keep = (hash_u64(seed, (uint64_t)(i0 + i)) >> 11) >= thr;
         mask[i] = (uint8_t)keep;
-        y[i] = keep ? x[i] * scale : 0.0f;
+        y[i] = x[i] * (keep ? scale : 0.0f);
     }
 }
 
 OCTAV_CLONES
 static void dropout_back_run(const uint8_t *mask, const float *dy, float *dx, int64_t n, float scale) {
-    for (int64_t i = 0; i < n; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (mask[i] ? scale : 0.0f);
 }
 
 void octav_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n, float p,

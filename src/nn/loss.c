@@ -19,23 +19,53 @@
 #include <string.h>
 
 #include "octav/nn.h"
+#include "vexp.h"
 
 #define PAR_MIN 32768    /* elements below which loops stay serial */
 #define XENT_BLOCKS 256  /* partial sums of the mean loss          */
 #define EMB_COLS_MIN 64  /* columns per thread in the embedding backward */
 
-/* y = exp(x - max) / sum for one row; the sum in double. */
+#if OCTAV_HAVE_X86_SIMD && defined(__GNUC__) && !defined(__clang__)
+#define OCTAV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OCTAV_CLONES
+#endif
+#define LANES 8
+
+/* y = exp(x - m) */
+OCTAV_CLONES
+static void exp_shifted(const float *x, float *y, int64_t d, float m) {
+#pragma omp simd
+    for (int64_t j = 0; j < d; j++) y[j] = octav_vexpf(x[j] - m);
+}
+
+/* sum of y in double: element j into lane j % LANES, lanes added in order */
+OCTAV_CLONES
+static double sum_lanes(const float *y, int64_t d) {
+    double a[LANES] = {0};
+    int64_t j = 0;
+    for (; j + LANES <= d; j += LANES)
+        for (int l = 0; l < LANES; l++) a[l] += (double)y[j + l];
+    for (int l = 0; j < d; j++, l++) a[l] += (double)y[j];
+    double t = 0;
+    for (int l = 0; l < LANES; l++) t += a[l];
+    return t;
+}
+
+OCTAV_CLONES
+static void scale_run(float *y, int64_t d, double inv) {
+#pragma omp simd
+    for (int64_t j = 0; j < d; j++) y[j] = (float)((double)y[j] * inv);
+}
+
+/* y = exp(x - max) / sum for one row (sum in double); lse = log sum exp x. */
 static void softmax_row(const float *x, float *y, int64_t d, double *lse_out) {
     float m = x[0];
     for (int64_t j = 1; j < d; j++)
         if (x[j] > m) m = x[j];
-    double sum = 0;
-    for (int64_t j = 0; j < d; j++) {
-        float e = expf(x[j] - m);
-        y[j] = e;
-        sum += (double)e;
-    }
-    for (int64_t j = 0; j < d; j++) y[j] = (float)((double)y[j] / sum);
+    exp_shifted(x, y, d, m);
+    const double sum = sum_lanes(y, d);
+    scale_run(y, d, 1.0 / sum);
     if (lse_out) *lse_out = (double)m + log(sum);
 }
 

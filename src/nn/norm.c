@@ -94,6 +94,7 @@ static void acc_dy_dyx(const float *x, const float *dy, int64_t len, double mean
 /* y = (x - m) * a + b */
 OCTAV_CLONES
 static void affine_run(const float *x, float *y, int64_t len, float m, float a, float b) {
+#pragma omp simd
     for (int64_t j = 0; j < len; j++) y[j] = (x[j] - m) * a + b;
 }
 
@@ -101,6 +102,7 @@ static void affine_run(const float *x, float *y, int64_t len, float m, float a, 
 OCTAV_CLONES
 static void bn_dx_run(const float *x, const float *dy, float *dx, int64_t len, float m, float a,
                       float b, float c) {
+#pragma omp simd
     for (int64_t j = 0; j < len; j++) dx[j] = a * dy[j] - (b * (x[j] - m) + c);
 }
 
@@ -271,11 +273,13 @@ void octav_batchnorm_backward(const float *x, const float *gamma, const float *m
 OCTAV_CLONES
 static void ln_out_run(const float *x, const float *gamma, const float *beta, float *y, int64_t d,
                        float m, float r) {
-    if (gamma && beta)
+    if (gamma && beta) {
+#pragma omp simd
         for (int64_t j = 0; j < d; j++) y[j] = ((x[j] - m) * r) * gamma[j] + beta[j];
-    else
+    } else {
         for (int64_t j = 0; j < d; j++)
             y[j] = ((x[j] - m) * r) * (gamma ? gamma[j] : 1.0f) + (beta ? beta[j] : 0.0f);
+    }
 }
 
 void octav_layernorm_forward(const float *x, const float *gamma, const float *beta, float *y,
@@ -297,18 +301,28 @@ void octav_layernorm_forward(const float *x, const float *gamma, const float *be
     }
 }
 
-/* Sums over one row of g = dy * gamma and g * xhat, xhat = (x - m) r. */
+/* Sums over one row of g = dy * gamma and g * xhat, xhat = (x - m) r
+ * (element j into lane j % LANES; gamma NULL: 1). */
 OCTAV_CLONES
 static void ln_row_sums(const float *x, const float *dy, const float *gamma, int64_t d, double m,
                         double r, double *a_out, double *b_out) {
     double a[LANES] = {0}, b[LANES] = {0};
     int64_t j = 0;
-    for (; j + LANES <= d; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            double g = (double)dy[j + l] * (gamma ? (double)gamma[j + l] : 1.0);
-            a[l] += g;
-            b[l] += g * (((double)x[j + l] - m) * r);
-        }
+    if (gamma) {
+        for (; j + LANES <= d; j += LANES)
+            for (int l = 0; l < LANES; l++) {
+                double g = (double)dy[j + l] * (double)gamma[j + l];
+                a[l] += g;
+                b[l] += g * (((double)x[j + l] - m) * r);
+            }
+    } else {
+        for (; j + LANES <= d; j += LANES)
+            for (int l = 0; l < LANES; l++) {
+                double g = (double)dy[j + l];
+                a[l] += g;
+                b[l] += g * (((double)x[j + l] - m) * r);
+            }
+    }
     for (int l = 0; j < d; j++, l++) {
         double g = (double)dy[j] * (gamma ? (double)gamma[j] : 1.0);
         a[l] += g;
@@ -322,9 +336,12 @@ static void ln_row_sums(const float *x, const float *dy, const float *gamma, int
 OCTAV_CLONES
 static void ln_dx_run(const float *x, const float *dy, const float *gamma, float *dx, int64_t d,
                       float m, float r, float ma, float mb) {
-    for (int64_t j = 0; j < d; j++) {
-        float g = gamma ? dy[j] * gamma[j] : dy[j];
-        dx[j] = r * (g - ma - ((x[j] - m) * r) * mb);
+    if (gamma) {
+#pragma omp simd
+        for (int64_t j = 0; j < d; j++) dx[j] = r * ((dy[j] * gamma[j] - ma) - ((x[j] - m) * r) * mb);
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < d; j++) dx[j] = r * ((dy[j] - ma) - ((x[j] - m) * r) * mb);
     }
 }
 
@@ -332,6 +349,7 @@ static void ln_dx_run(const float *x, const float *dy, const float *gamma, float
 OCTAV_CLONES
 static void ln_col_acc(const float *x, const float *dy, int64_t nc, double m, double r, double *sg,
                        double *sb) {
+#pragma omp simd
     for (int64_t j = 0; j < nc; j++) {
         double g = (double)dy[j];
         sg[j] += g * (((double)x[j] - m) * r);
