@@ -5,8 +5,10 @@
  * reduction, and its autograd dlogits; F.softmax; F.embedding with
  * repeated ids), made by tests/fixtures/gen_nn_ops.py; the loss recomputed
  * here in double from nn.h's formula on a large batch; finite-difference
- * gradient checks; bitwise equality of runs with 1 and 2 threads. */
+ * gradient checks; bitwise equality of runs with 1 and 2 threads; the
+ * branch-free exp of src/nn/vexp.h against libm's double exp. */
 #include "test_nn_ops.h"
+#include "nn/vexp.h"
 
 #define LOSS_ATOL 1e-6    /* mean loss vs PyTorch (float log-softmax there)  */
 #define LOSS_RTOL 1e-6
@@ -74,6 +76,34 @@ static void test_embedding_fixture(void) {
         CHECK_SAME_BITS(dt, dt_ref, vocab * d * 4);
     }
     free(table); free(y_ref); free(dy); free(dt_ref); free(ids); free(y); free(dt);
+}
+
+/* ---- vexp.h ----------------------------------------------------------------------------- */
+
+static double ulp_of(float v) {
+    float a = fabsf(v);
+    return (double)nextafterf(a, INFINITY) - (double)a;
+}
+
+static void test_vexp(void) {
+    /* within one ulp of the correctly rounded exp over the whole range,
+     * including the denormal results below -87.3 */
+    long long bad = 0, first = -1, n = 0, exact = 0;
+    for (double v = -106.0; v <= 90.0; v += 0.00137, n++) {
+        float x = (float)v, got = octav_vexpf(x), ref = (float)exp((double)x);
+        if (got == ref) exact++;
+        else if (!(fabs((double)got - (double)ref) <= ulp_of(ref))) {
+            if (first < 0) first = n;
+            bad++;
+        }
+    }
+    CHECK_MSG(bad == 0, "%lld of %lld exp values off by more than 1 ulp (first at step %lld)", bad, n, first);
+    CHECK_MSG((double)exact >= 0.999 * (double)n, "only %lld of %lld correctly rounded", exact, n);
+    CHECK(octav_vexpf(0.0f) == 1.0f && octav_vexpf(-0.0f) == 1.0f);
+    CHECK(octav_vexpf(-INFINITY) == 0.0f && octav_vexpf(-1000.0f) == 0.0f);
+    CHECK(isinf(octav_vexpf(INFINITY)) && isinf(octav_vexpf(89.0f)) && octav_vexpf(88.7f) < INFINITY);
+    CHECK(isnan(octav_vexpf(NAN)));
+    CHECK(octav_vexpf(-103.0f) > 0.0f); /* a denormal */
 }
 
 /* ---- the loss on a large batch vs a double recomputation ----------------------------- */
@@ -242,6 +272,7 @@ int main(void) {
     RUN(test_xent_fixture);
     RUN(test_softmax_fixture);
     RUN(test_embedding_fixture);
+    RUN(test_vexp);
     RUN(test_xent_reference);
     RUN(test_gradcheck);
     RUN(test_threads);
