@@ -190,20 +190,41 @@ static void test_bn_reference(void) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) bn_vs_reference(shapes[i]);
 }
 
-static void test_bn_eval_matches_train_formula(void) {
-    /* eval with the batch's own biased statistics reproduces training's y */
-    const int64_t n = 6, c = 5, hw = 20, tot = n * c * hw;
-    trng r = {7, 0, 0};
+/* Eval with the batch's own biased statistics reproduces training's y; NULL
+ * gamma / beta act as 1 / 0 (affine=False), in both modes and in backward. */
+static void bn_eval_vs_train(int64_t n, int64_t c, int64_t hw) {
+    const int64_t tot = n * c * hw;
+    trng r = {(uint64_t)(7 + tot), 0, 0};
     float *x = fbuf(tot), *g = fbuf(c), *b = fbuf(c), *y = fbuf(tot), *y2 = fbuf(tot), *mean = fbuf(c),
-          *rstd = fbuf(c), *var = fbuf(c);
+          *rstd = fbuf(c), *var = fbuf(c), *ones = fbuf(c), *zeros = fbuf(c), *dy = fbuf(tot),
+          *dx = fbuf(tot), *dx2 = fbuf(tot), *dg = fbuf(c), *dg2 = fbuf(c);
     fill_gauss(&r, x, tot, 2.0, 1.0);
     fill_gauss(&r, g, c, 0.3, 1.0);
     fill_gauss(&r, b, c, 0.3, 0.0);
+    fill_gauss(&r, dy, tot, 1.0, 0.0);
     octav_batchnorm_forward_train(x, g, b, y, mean, rstd, NULL, NULL, n, c, hw, MOMENTUM, 0.0f);
     for (int64_t ch = 0; ch < c; ch++) var[ch] = (float)(1.0 / ((double)rstd[ch] * rstd[ch]));
     octav_batchnorm_forward_eval(x, g, b, mean, var, y2, n, c, hw, 0.0f);
     CHECK_ARRAYS(y2, y, tot, 1e-5, 1e-5);
-    free(x); free(g); free(b); free(y); free(y2); free(mean); free(rstd); free(var);
+    for (int64_t ch = 0; ch < c; ch++) ones[ch] = 1.0f;
+    octav_batchnorm_forward_train(x, ones, zeros, y, mean, rstd, NULL, NULL, n, c, hw, MOMENTUM, EPS);
+    octav_batchnorm_forward_train(x, NULL, NULL, y2, mean, rstd, NULL, NULL, n, c, hw, MOMENTUM, EPS);
+    CHECK_SAME_BITS(y2, y, tot * 4);
+    octav_batchnorm_forward_eval(x, ones, zeros, mean, var, y, n, c, hw, EPS);
+    octav_batchnorm_forward_eval(x, NULL, NULL, mean, var, y2, n, c, hw, EPS);
+    CHECK_SAME_BITS(y2, y, tot * 4);
+    octav_batchnorm_backward(x, ones, mean, rstd, dy, dx, dg, NULL, n, c, hw);
+    octav_batchnorm_backward(x, NULL, mean, rstd, dy, dx2, dg2, NULL, n, c, hw);
+    CHECK_SAME_BITS(dx2, dx, tot * 4);
+    CHECK_SAME_BITS(dg2, dg, c * 4);
+    free(x); free(g); free(b); free(y); free(y2); free(mean); free(rstd); free(var); free(ones);
+    free(zeros); free(dy); free(dx); free(dx2); free(dg); free(dg2);
+}
+
+static void test_bn_eval_vs_train(void) {
+    bn_eval_vs_train(6, 5, 20);
+    bn_eval_vs_train(40, 70, 1);
+    bn_eval_vs_train(9, 3, 3);
 }
 
 static void ln_vs_reference(int64_t rows, int64_t d, double mu) {
@@ -258,6 +279,29 @@ static void test_ln_reference(void) {
     ln_vs_reference(17, 64, 2.0);
     ln_vs_reference(128, 300, 0.5);  /* parallel; two column blocks */
     ln_vs_reference(4, 1000, 50.0);
+}
+
+static void test_ln_no_affine(void) {
+    const int64_t rows = 9, d = 37, tot = rows * d;
+    trng r = {17, 0, 0};
+    float *x = fbuf(tot), *dy = fbuf(tot), *ones = fbuf(d), *zeros = fbuf(d), *y = fbuf(tot),
+          *y2 = fbuf(tot), *mean = fbuf(rows), *rstd = fbuf(rows), *dx = fbuf(tot), *dx2 = fbuf(tot),
+          *dg = fbuf(d), *dg2 = fbuf(d), *db = fbuf(d), *db2 = fbuf(d);
+    fill_gauss(&r, x, tot, 1.0, 0.5);
+    fill_gauss(&r, dy, tot, 1.0, 0.0);
+    for (int64_t j = 0; j < d; j++) ones[j] = 1.0f;
+    octav_layernorm_forward(x, ones, zeros, y, mean, rstd, rows, d, EPS);
+    octav_layernorm_forward(x, NULL, NULL, y2, NULL, NULL, rows, d, EPS);
+    CHECK_SAME_BITS(y2, y, tot * 4);
+    octav_layernorm_backward(x, ones, mean, rstd, dy, dx, dg, db, rows, d);
+    octav_layernorm_backward(x, NULL, mean, rstd, dy, dx2, dg2, db2, rows, d);
+    CHECK_SAME_BITS(dx2, dx, tot * 4);
+    CHECK_SAME_BITS(dg2, dg, d * 4);
+    CHECK_SAME_BITS(db2, db, d * 4);
+    octav_layernorm_backward(x, NULL, mean, rstd, dy, NULL, NULL, db2, rows, d);
+    CHECK_SAME_BITS(db2, db, d * 4);
+    free(x); free(dy); free(ones); free(zeros); free(y); free(y2); free(mean); free(rstd);
+    free(dx); free(dx2); free(dg); free(dg2); free(db); free(db2);
 }
 
 /* ---- gradient checks ---------------------------------------------------------- */
@@ -408,8 +452,9 @@ int main(void) {
     RUN(test_bn_fixture_eval);
     RUN(test_ln_fixture);
     RUN(test_bn_reference);
-    RUN(test_bn_eval_matches_train_formula);
+    RUN(test_bn_eval_vs_train);
     RUN(test_ln_reference);
+    RUN(test_ln_no_affine);
     RUN(test_bn_gradcheck);
     RUN(test_ln_gradcheck);
     RUN(test_threads);

@@ -186,19 +186,40 @@ void octav_batchnorm_forward_train(const float *x, const float *gamma, const flo
     }
 }
 
+static bn_coef bn_eval_coef(const float *gamma, const float *beta, const float *run_mean,
+                            const float *run_var, int64_t ch, float eps) {
+    double r = 1.0 / sqrt((double)run_var[ch] + (double)eps);
+    double g = gamma ? (double)gamma[ch] : 1.0;
+    bn_coef k = {run_mean[ch], (float)(g * r), beta ? beta[ch] : 0.0f};
+    return k;
+}
+
 void octav_batchnorm_forward_eval(const float *x, const float *gamma, const float *beta,
                                   const float *run_mean, const float *run_var, float *y, int64_t n,
                                   int64_t c, int64_t hw, float eps) {
     if (n <= 0 || c <= 0 || hw <= 0) return;
     const int64_t total = n * c * hw, cs = c * hw;
-#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (total >= PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t ch = 0; ch < c; ch++) {
-            double r = 1.0 / sqrt((double)run_var[ch] + (double)eps);
-            float g = gamma ? gamma[ch] : 1.0f;
-            float a = (float)((double)g * r), b = beta ? beta[ch] : 0.0f;
-            affine_run(x + i * cs + ch * hw, y + i * cs + ch * hw, hw, run_mean[ch], a, b);
+    const int nt = octav_get_threads();
+    if (hw >= BN_LANES_MIN) { /* one coefficient per plane of >= 16 values */
+#pragma omp parallel for schedule(static) num_threads(nt) if (total >= PAR_MIN)
+        for (int64_t q = 0; q < n * c; q++) {
+            bn_coef k = bn_eval_coef(gamma, beta, run_mean, run_var, q % c, eps);
+            affine_run(x + q * hw, y + q * hw, hw, k.mean, k.scale, k.shift);
         }
+        return;
+    }
+    const int64_t nblk = (c + BN_CBLOCK - 1) / BN_CBLOCK;
+#pragma omp parallel for schedule(static) num_threads(nt) if (total >= PAR_MIN && nblk > 1)
+    for (int64_t b = 0; b < nblk; b++) {
+        const int64_t c0 = b * BN_CBLOCK, nc = c - c0 < BN_CBLOCK ? c - c0 : BN_CBLOCK;
+        bn_coef k[BN_CBLOCK];
+        for (int64_t cc = 0; cc < nc; cc++) k[cc] = bn_eval_coef(gamma, beta, run_mean, run_var, c0 + cc, eps);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t cc = 0; cc < nc; cc++) {
+                const int64_t o = i * cs + (c0 + cc) * hw;
+                for (int64_t j = 0; j < hw; j++) y[o + j] = (x[o + j] - k[cc].mean) * k[cc].scale + k[cc].shift;
+            }
+    }
 }
 
 /* Backward of one channel from S1 = sum dy and S2 = sum dy (x - mean):
