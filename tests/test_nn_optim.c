@@ -150,7 +150,18 @@ static void test_optim_exact(void) {
     CHECK_NEAR(a[0], 1.25, 0.0, 1e-7);
 }
 
-/* 1 vs 2 threads on vectors big enough for the parallel loops: identical. */
+/* The step sequence of the thread tests: 3 SGD steps (momentum, weight
+ * decay, Nesterov on the last), 3 AdamW steps, a scale. */
+static void optim_sequence(float *p, const float *g, float *s1, float *s2, int64_t n) {
+    for (int t = 1; t <= 3; t++) octav_sgd_step(p, g, s1, n, 0.05f, 0.9f, 5e-4f, t == 3, t);
+    memset(s1, 0, (size_t)n * sizeof *s1);
+    memset(s2, 0, (size_t)n * sizeof *s2);
+    for (int t = 1; t <= 3; t++) octav_adamw_step(p, g, s1, s2, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
+    octav_scale(p, n, 0.75f);
+}
+
+/* 1 vs 2 threads on vectors big enough for the parallel loops: identical.
+ * And the vectorised loops give the bits of one element at a time (n = 1). */
 static void test_optim_threads(void) {
     const int64_t n = (1 << 20) + 3;
     trng r = {71, 0, 0};
@@ -163,17 +174,20 @@ static void test_optim_threads(void) {
         octav_set_threads(v + 1);
         p[v] = fbuf(n); s1[v] = fbuf(n); s2[v] = fbuf(n);
         memcpy(p[v], p0, (size_t)n * sizeof *p0);
-        for (int t = 1; t <= 3; t++) octav_sgd_step(p[v], g, s1[v], n, 0.05f, 0.9f, 5e-4f, t == 3, t);
-        memset(s1[v], 0, (size_t)n * sizeof *s1[v]);
-        memset(s2[v], 0, (size_t)n * sizeof *s2[v]);
-        for (int t = 1; t <= 3; t++) octav_adamw_step(p[v], g, s1[v], s2[v], n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
-        octav_scale(p[v], n, 0.75f);
+        optim_sequence(p[v], g, s1[v], s2[v], n);
         norm[v] = octav_grad_norm(p[v], n);
     }
     octav_set_threads(saved);
     CHECK_MSG(same_bits(p[0], p[1], n), "parameters differ between 1 and 2 threads");
     CHECK_MSG(same_bits(s1[0], s1[1], n) && same_bits(s2[0], s2[1], n), "AdamW state differs");
     CHECK_MSG(memcmp(&norm[0], &norm[1], sizeof norm[0]) == 0, "norm %.17g vs %.17g", norm[0], norm[1]);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i += (i < 100 || i > n - 100) ? 1 : 997) {
+        float pi = p0[i], a = 0.0f, b = 0.0f;
+        optim_sequence(&pi, &g[i], &a, &b, 1);
+        if (!same_bits(&pi, &p[1][i], 1) || !same_bits(&a, &s1[1][i], 1) || !same_bits(&b, &s2[1][i], 1)) bad = i;
+    }
+    CHECK_MSG(bad < 0, "element %lld: one-element call differs from the vector call", (long long)bad);
     for (int v = 0; v < 2; v++) { free(p[v]); free(s1[v]); free(s2[v]); }
     free(g); free(p0);
 }

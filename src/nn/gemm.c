@@ -8,9 +8,17 @@
  * without reading it (NaN in C does not survive), and alpha == 0 or k == 0
  * gives C = beta C without reading A or B. m == 0 or n == 0 does nothing.
  *
- * BLIS's CBLAS takes 32-bit sizes (Debian's build); a size or leading
- * dimension beyond INT32_MAX falls back to the reference loops rather than
- * truncating.
+ * Leading dimensions below the stored row length are a caller's bug
+ * (asserted). BLIS's CBLAS takes 32-bit sizes (Debian's build); a size or
+ * leading dimension beyond INT32_MAX falls back to the reference loops
+ * rather than truncating.
+ *
+ * Thread counts: for a fixed thread count the result is always the same,
+ * but BLIS's small-matrix ("sup") kernels divide the work by thread count,
+ * and for some shapes (e.g. 37x53x500 with op(B) = B^T) a 2-thread product
+ * differs from a 1-thread one in the last bits. Forcing BLIS's large-matrix
+ * path (thread-count invariant) would cost 3-4x on the small layers
+ * (128x10x256: 64 -> 16 GFLOP/s), so octav accepts this.
  *
  * Deliberately left out: mixed precision, packed-weight reuse, strided
  * batches with negative strides. */
@@ -19,7 +27,14 @@
 
 #include "nn/blas.h"
 
+#include <assert.h>
 #include <omp.h>
+
+/* Leading dimensions at least the stored row lengths (BLAS's rule). */
+static int ld_ok(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
+                 int64_t ldb, int64_t ldc) {
+    return lda >= (trans_a ? m : k) && ldb >= (trans_b ? k : n) && ldc >= n;
+}
 
 /* C[m, n] (row stride ldc) = beta * C; beta == 0 writes zeros. */
 static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
@@ -38,10 +53,12 @@ void octav_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                     float alpha, const float *a, int64_t lda, const float *b,
                     int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return;
+    assert(ldc >= n);
     if (k <= 0 || alpha == 0.0f) {
         scale_c(m, n, beta, c, ldc);
         return;
     }
+    assert(ld_ok(trans_a, trans_b, m, n, k, lda, ldb, ldc));
     /* op(A)[i, p] and op(B)[p, j] as strides over p. */
     const int64_t a_row = trans_a ? 1 : lda, a_p = trans_a ? lda : 1;
     const int64_t b_col = trans_b ? ldb : 1, b_p = trans_b ? 1 : ldb;
@@ -63,10 +80,12 @@ void octav_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                 float alpha, const float *a, int64_t lda, const float *b,
                 int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return;
+    assert(ldc >= n);
     if (k <= 0 || alpha == 0.0f) {
         scale_c(m, n, beta, c, ldc);
         return;
     }
+    assert(ld_ok(trans_a, trans_b, m, n, k, lda, ldb, ldc));
     if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) ||
         !fits_int(ldb) || !fits_int(ldc)) {
         octav_gemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
