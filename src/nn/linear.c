@@ -35,6 +35,7 @@ static void bias_grad(const float *dy, float *db, int64_t n, int64_t out) {
         double acc[DB_COLS] = {0};
         for (int64_t i = 0; i < n; i++) {
             const float *r = dy + i * out + j0;
+#pragma omp simd
             for (int64_t j = 0; j < nj; j++) acc[j] += (double)r[j];
         }
         for (int64_t j = 0; j < nj; j++) db[j0 + j] = (float)acc[j];
