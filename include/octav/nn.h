@@ -232,8 +232,10 @@ void octav_sgd_step(float *p, const float *g, float *buf, int64_t n, float lr,
 void octav_adamw_step(float *p, const float *g, float *m, float *v, int64_t n,
                       float lr, float beta1, float beta2, float eps,
                       float weight_decay, int64_t t);
-/* Scales g[n] by max_norm / norm when its L2 norm exceeds max_norm; returns
- * the norm before clipping (double accumulation). */
+/* The L2 norm of g[n] (double accumulation, independent of the thread
+ * count); x[n] *= alpha. Clipping to max_norm is the caller's
+ * octav_scale(g, n, max_norm / norm) when norm > max_norm (over several
+ * tensors: norm = sqrt of the sum of their squared norms). */
 double octav_grad_norm(const float *g, int64_t n);
 void octav_scale(float *x, int64_t n, float alpha);
 

@@ -1,0 +1,456 @@
+/* conv_gemm.c -- the GEMM backend of conv2d: im2col / col2im + BLIS sgemm,
+ * and direct NCHW plane kernels for depthwise convolutions.
+ *
+ * Per group g (K = c_in/groups * kh * kw, P = h_out * w_out), on chunks of
+ * nb images whose im2col matrices sit side by side, col [K, nb*P]:
+ *   forward        Y_g [c_out/groups, nb*P] = W_g [cog, K] col
+ *   backward data  dcol [K, nb*P] = W_g^T dY_g, then col2im into dx
+ *   backward wts   dW_g [cog, K] (+)= dY_g col^T   (chunks in order)
+ * With nb == 1 the GEMM reads dy and writes y in place; with nb > 1 the
+ * chunk's dy / y pass through obuf [cog, nb*P]. A 1x1, stride-1, unpadded
+ * convolution with nb == 1 uses x as its own im2col and writes dx directly.
+ * nb is chosen so that nb*P reaches CHUNK_COLS columns (a wide enough GEMM
+ * for BLIS on small images); col and obuf are allocated with the plan.
+ *
+ * Depthwise (groups == c_in, one input channel per group; c_out may be a
+ * multiple) does not go through GEMM (its GEMMs would have one row): each
+ * output plane is a sum of kh*kw shifted, scaled input rows (vectorised
+ * row loops, AVX-512 / AVX2 / SSE clones), dx is the scatter of the same,
+ * and dw / db accumulate per output channel in a row of float partial sums
+ * per tap (over images and rows), summed in double at the end.
+ *
+ * Determinism: OpenMP loops give each output (a plane, a row of col, a
+ * channel's dw) to one thread, which sums in a fixed order; BLIS does not
+ * split the k dimension. No atomics.
+ * Left out: a Winograd / FFT path (oneDNN's job), int64 BLAS dimensions. */
+#define _POSIX_C_SOURCE 200809L
+#include "nn/blas.h"
+#include "nn/conv_impl.h"
+
+#include <limits.h>
+#include <omp.h>
+#include <string.h>
+
+#if OCTAV_HAVE_X86_SIMD && defined(__GNUC__) && !defined(__clang__)
+#define OCTAV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OCTAV_CLONES
+#endif
+
+/* Columns of a chunk's im2col matrix the chunk size aims at. */
+#define CHUNK_COLS 3136
+/* At most this many floats in col (a chunk never goes below one image). */
+#define CHUNK_MAX_COL_FLOATS ((int64_t)1 << 22)
+
+typedef struct {
+    int64_t nb;          /* images per chunk */
+    float *col;          /* [K, nb*P] */
+    float *obuf;         /* [cog, nb*P], nb > 1 only */
+    float *acc;          /* depthwise: [acc_threads][kh*kw + 1][w_out] */
+    int acc_threads;
+    int depthwise;       /* groups == c_in: the plane kernels */
+    int pointwise;       /* 1x1, stride 1, no padding */
+} gemm_state;
+
+static int64_t chunk_cols = CHUNK_COLS;
+
+void octav_conv_gemm_set_chunk_cols(int64_t cols) { chunk_cols = cols > 0 ? cols : CHUNK_COLS; }
+
+/* Output positions o in [*lo, *hi) whose input index o*s - p + k is inside
+ * [0, n_in), clipped to [0, n_out). */
+static void valid_range(int64_t k, int s, int p, int64_t n_in, int64_t n_out,
+                        int64_t *lo, int64_t *hi) {
+    int64_t a = p - k, b = n_in - 1 + p - k;
+    int64_t l = a > 0 ? (a + s - 1) / s : 0;
+    int64_t h = b >= 0 ? b / s + 1 : 0;
+    if (h > n_out) h = n_out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* ---- depthwise plane kernels ------------------------------------------------- */
+
+/* y [HO, WO] = bias + sum_ij w[i,j] * x shifted; x [H, W]. */
+OCTAV_CLONES
+static void dw_plane_forward(const octav_conv2d_desc *d, const float *x, const float *w,
+                             float bias, float *y) {
+    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out;
+    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
+    for (int64_t oh = 0; oh < HO; oh++) {
+        float *yr = y + oh * WO;
+        for (int64_t ow = 0; ow < WO; ow++) yr[ow] = bias;
+        for (int64_t i = 0; i < d->kh; i++) {
+            int64_t ih = oh * sh - ph + i;
+            if (ih < 0 || ih >= H) continue;
+            const float *xr = x + ih * W;
+            for (int64_t j = 0; j < d->kw; j++) {
+                int64_t lo, hi, off = j - pw;
+                valid_range(j, sw, pw, W, WO, &lo, &hi);
+                const float wv = w[i * d->kw + j];
+                if (sw == 1) {
+#pragma omp simd
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
+                } else {
+#pragma omp simd
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * sw + off];
+                }
+            }
+        }
+    }
+}
+
+/* dx [H, W] += the scatter of dy [HO, WO] through w (dx zeroed by the caller). */
+OCTAV_CLONES
+static void dw_plane_backward_data(const octav_conv2d_desc *d, const float *dy,
+                                   const float *w, float *dx) {
+    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out;
+    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
+    for (int64_t oh = 0; oh < HO; oh++) {
+        const float *dyr = dy + oh * WO;
+        for (int64_t i = 0; i < d->kh; i++) {
+            int64_t ih = oh * sh - ph + i;
+            if (ih < 0 || ih >= H) continue;
+            float *dxr = dx + ih * W;
+            for (int64_t j = 0; j < d->kw; j++) {
+                int64_t lo, hi, off = j - pw;
+                valid_range(j, sw, pw, W, WO, &lo, &hi);
+                const float wv = w[i * d->kw + j];
+                if (sw == 1) {
+#pragma omp simd
+                    for (int64_t ow = lo; ow < hi; ow++) dxr[ow + off] += wv * dyr[ow];
+                } else {
+#pragma omp simd
+                    for (int64_t ow = lo; ow < hi; ow++) dxr[ow * sw + off] += wv * dyr[ow];
+                }
+            }
+        }
+    }
+}
+
+/* acc [kh*kw][WO] += dy row * shifted x row per tap, accb [WO] += dy rows. */
+OCTAV_CLONES
+static void dw_plane_backward_weights(const octav_conv2d_desc *d, const float *x,
+                                      const float *dy, float *acc, float *accb) {
+    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out;
+    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
+    for (int64_t oh = 0; oh < HO; oh++) {
+        const float *dyr = dy + oh * WO;
+        if (accb) {
+#pragma omp simd
+            for (int64_t ow = 0; ow < WO; ow++) accb[ow] += dyr[ow];
+        }
+        if (!acc) continue;
+        for (int64_t i = 0; i < d->kh; i++) {
+            int64_t ih = oh * sh - ph + i;
+            if (ih < 0 || ih >= H) continue;
+            const float *xr = x + ih * W;
+            for (int64_t j = 0; j < d->kw; j++) {
+                int64_t lo, hi, off = j - pw;
+                valid_range(j, sw, pw, W, WO, &lo, &hi);
+                float *a = acc + (i * d->kw + j) * WO;
+                if (sw == 1) {
+#pragma omp simd
+                    for (int64_t ow = lo; ow < hi; ow++) a[ow] += dyr[ow] * xr[ow + off];
+                } else {
+#pragma omp simd
+                    for (int64_t ow = lo; ow < hi; ow++) a[ow] += dyr[ow] * xr[ow * sw + off];
+                }
+            }
+        }
+    }
+}
+
+static double sum_row(const float *a, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i];
+    return s;
+}
+
+static void dw_forward(const octav_conv2d_desc *d, const float *x, const float *w,
+                       const float *b, float *y) {
+    const int64_t C = d->c_out, cog = d->c_out / d->groups, HW = d->h_in * d->w_in;
+    const int64_t P = d->h_out * d->w_out, KK = d->kh * d->kw;
+#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
+    for (int64_t r = 0; r < d->n * C; r++) {
+        int64_t n = r / C, co = r % C;
+        dw_plane_forward(d, x + (n * d->c_in + co / cog) * HW, w + co * KK,
+                         b ? b[co] : 0.0f, y + r * P);
+    }
+}
+
+static void dw_backward(gemm_state *s, const octav_conv2d_desc *d, const float *x,
+                        const float *w, const float *dy, float *dx, float *dw, float *db) {
+    const int64_t C = d->c_out, cog = d->c_out / d->groups, HW = d->h_in * d->w_in;
+    const int64_t P = d->h_out * d->w_out, KK = d->kh * d->kw, WO = d->w_out;
+    if (dx) {
+#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
+        for (int64_t r = 0; r < d->n * d->c_in; r++) {
+            int64_t n = r / d->c_in, ci = r % d->c_in;
+            float *dxp = dx + r * HW;
+            memset(dxp, 0, (size_t)HW * sizeof *dxp);
+            for (int64_t co = ci * cog; co < (ci + 1) * cog; co++)
+                dw_plane_backward_data(d, dy + (n * C + co) * P, w + co * KK, dxp);
+        }
+    }
+    if (!dw && !db) return;
+    int nt = octav_get_threads();
+    if (nt > s->acc_threads) nt = s->acc_threads;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t co = 0; co < C; co++) {
+        float *acc = s->acc + (int64_t)omp_get_thread_num() * (KK + 1) * WO;
+        float *accb = acc + KK * WO;
+        memset(acc, 0, (size_t)((KK + 1) * WO) * sizeof *acc);
+        for (int64_t n = 0; n < d->n; n++)
+            dw_plane_backward_weights(d, x ? x + (n * d->c_in + co / cog) * HW : NULL,
+                                      dy + (n * C + co) * P, dw ? acc : NULL,
+                                      db ? accb : NULL);
+        if (dw)
+            for (int64_t k = 0; k < KK; k++) dw[co * KK + k] = (float)sum_row(acc + k * WO, WO);
+        if (db) db[co] = (float)sum_row(accb, WO);
+    }
+}
+
+/* ---- im2col / col2im ------------------------------------------------------------ */
+
+/* col [K, nb*P] of images n0 .. n0+nb-1, group g. */
+static void im2col(const octav_conv2d_desc *d, const float *x, int64_t n0, int64_t nb,
+                   int64_t g, float *col) {
+    const int64_t cig = d->c_in / d->groups, KK = d->kh * d->kw, K = cig * KK;
+    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out, P = HO * WO;
+    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
+#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
+    for (int64_t r = 0; r < nb * K; r++) {
+        const int64_t i = r / K, k = r % K, ci = k / KK, ki = (k % KK) / d->kw, kj = k % d->kw;
+        const float *xp = x + ((n0 + i) * d->c_in + g * cig + ci) * H * W;
+        float *row = col + k * nb * P + i * P;
+        int64_t lo, hi, off = kj - pw;
+        valid_range(kj, sw, pw, W, WO, &lo, &hi);
+        for (int64_t oh = 0; oh < HO; oh++) {
+            float *o = row + oh * WO;
+            int64_t ih = oh * sh - ph + ki;
+            if (ih < 0 || ih >= H) {
+                memset(o, 0, (size_t)WO * sizeof *o);
+                continue;
+            }
+            const float *xr = xp + ih * W;
+            for (int64_t ow = 0; ow < lo; ow++) o[ow] = 0.0f;
+            if (sw == 1)
+                memcpy(o + lo, xr + lo + off, (size_t)(hi - lo) * sizeof *o);
+            else
+                for (int64_t ow = lo; ow < hi; ow++) o[ow] = xr[ow * sw + off];
+            for (int64_t ow = hi; ow < WO; ow++) o[ow] = 0.0f;
+        }
+    }
+}
+
+OCTAV_CLONES
+static void col2im_plane(const octav_conv2d_desc *d, const float *col, int64_t ld,
+                         float *dxp) {
+    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out, KK = d->kh * d->kw;
+    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
+    memset(dxp, 0, (size_t)(H * W) * sizeof *dxp);
+    for (int64_t k = 0; k < KK; k++) {
+        const int64_t ki = k / d->kw, kj = k % d->kw;
+        const float *row = col + k * ld;
+        int64_t lo, hi, off = kj - pw;
+        valid_range(kj, sw, pw, W, WO, &lo, &hi);
+        for (int64_t oh = 0; oh < HO; oh++) {
+            int64_t ih = oh * sh - ph + ki;
+            if (ih < 0 || ih >= H) continue;
+            float *dxr = dxp + ih * W;
+            const float *o = row + oh * WO;
+            if (sw == 1) {
+#pragma omp simd
+                for (int64_t ow = lo; ow < hi; ow++) dxr[ow + off] += o[ow];
+            } else {
+#pragma omp simd
+                for (int64_t ow = lo; ow < hi; ow++) dxr[ow * sw + off] += o[ow];
+            }
+        }
+    }
+}
+
+/* dx planes of images n0 .. n0+nb-1, group g, from dcol [K, nb*P]. */
+static void col2im(const octav_conv2d_desc *d, const float *col, int64_t n0, int64_t nb,
+                   int64_t g, float *dx) {
+    const int64_t cig = d->c_in / d->groups, KK = d->kh * d->kw;
+    const int64_t P = d->h_out * d->w_out, HW = d->h_in * d->w_in;
+#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
+    for (int64_t r = 0; r < nb * cig; r++) {
+        const int64_t i = r / cig, ci = r % cig;
+        col2im_plane(d, col + ci * KK * nb * P + i * P, nb * P,
+                     dx + ((n0 + i) * d->c_in + g * cig + ci) * HW);
+    }
+}
+
+/* obuf [cog, nb*P] <-> the chunk's rows of y / dy [n, c_out, P], group g. */
+static void gather_rows(const octav_conv2d_desc *d, const float *y, int64_t n0, int64_t nb,
+                        int64_t g, float *obuf) {
+    const int64_t cog = d->c_out / d->groups, P = d->h_out * d->w_out;
+#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
+    for (int64_t r = 0; r < nb * cog; r++) {
+        const int64_t i = r / cog, co = r % cog;
+        memcpy(obuf + co * nb * P + i * P, y + ((n0 + i) * d->c_out + g * cog + co) * P,
+               (size_t)P * sizeof *obuf);
+    }
+}
+
+static void scatter_rows_bias(const octav_conv2d_desc *d, const float *obuf, const float *b,
+                              int64_t n0, int64_t nb, int64_t g, float *y) {
+    const int64_t cog = d->c_out / d->groups, P = d->h_out * d->w_out;
+#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
+    for (int64_t r = 0; r < nb * cog; r++) {
+        const int64_t i = r / cog, co = r % cog;
+        const float *src = obuf + co * nb * P + i * P;
+        float *dst = y + ((n0 + i) * d->c_out + g * cog + co) * P;
+        const float bv = b ? b[g * cog + co] : 0.0f;
+        if (b)
+            for (int64_t p = 0; p < P; p++) dst[p] = src[p] + bv;
+        else
+            memcpy(dst, src, (size_t)P * sizeof *dst);
+    }
+}
+
+/* ---- the backend ---------------------------------------------------------------- */
+
+static octav_status gemm_create(octav_conv2d *c) {
+    const octav_conv2d_desc *d = &c->d;
+    gemm_state *s = octav_calloc(1, sizeof *s);
+    if (!s) return octav_set_error(OCTAV_ENOMEM, "conv2d gemm: out of memory for the plan");
+    c->impl = s;
+    const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups;
+    const int64_t K = cig * d->kh * d->kw, P = d->h_out * d->w_out;
+    s->depthwise = d->groups > 1 && cig == 1;
+    s->pointwise = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+                   d->pad_h == 0 && d->pad_w == 0;
+    if (s->depthwise) {
+        int nt = octav_get_threads();
+        s->acc_threads = nt > 0 ? nt : 1;
+        s->acc = octav_malloc((size_t)(s->acc_threads * (d->kh * d->kw + 1) * d->w_out) *
+                              sizeof(float));
+        if (!s->acc)
+            return octav_set_error(OCTAV_ENOMEM, "conv2d gemm: out of memory for the workspace");
+        return OCTAV_OK;
+    }
+    int64_t nb = (chunk_cols + P - 1) / P;
+    if (nb > d->n) nb = d->n;
+    while (nb > 1 && K * nb * P > CHUNK_MAX_COL_FLOATS) nb--;
+    if (nb < 1) nb = 1;
+    if (K > INT_MAX || cog > INT_MAX || nb * P > INT_MAX)
+        return octav_set_error(OCTAV_EUNSUPPORTED,
+                               "conv2d gemm: a GEMM dimension exceeds the BLAS's int");
+    s->nb = nb;
+    s->col = octav_malloc((size_t)(K * nb * P) * sizeof(float));
+    if (nb > 1) s->obuf = octav_malloc((size_t)(cog * nb * P) * sizeof(float));
+    if (!s->col || (nb > 1 && !s->obuf))
+        return octav_set_error(OCTAV_ENOMEM, "conv2d gemm: out of memory for the workspace");
+    return OCTAV_OK;
+}
+
+static void gemm_destroy(octav_conv2d *c) {
+    gemm_state *s = c->impl;
+    if (!s) return;
+    octav_free(s->col);
+    octav_free(s->obuf);
+    octav_free(s->acc);
+    octav_free(s);
+    c->impl = NULL;
+}
+
+static octav_status gemm_forward(octav_conv2d *c, const float *x, const float *w,
+                                 const float *b, float *y) {
+    const octav_conv2d_desc *d = &c->d;
+    gemm_state *s = c->impl;
+    if (s->depthwise) {
+        dw_forward(d, x, w, b, y);
+        return OCTAV_OK;
+    }
+    const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups;
+    const int64_t K = cig * d->kh * d->kw, P = d->h_out * d->w_out, HW = d->h_in * d->w_in;
+    for (int64_t n0 = 0; n0 < d->n; n0 += s->nb) {
+        const int64_t nb = d->n - n0 < s->nb ? d->n - n0 : s->nb;
+        for (int64_t g = 0; g < d->groups; g++) {
+            const float *bm = s->col;
+            if (s->pointwise && nb == 1) bm = x + (n0 * d->c_in + g * cig) * HW;
+            else im2col(d, x, n0, nb, g, s->col);
+            float *cm = nb == 1 ? y + (n0 * d->c_out + g * cog) * P : s->obuf;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cog, (int)(nb * P),
+                        (int)K, 1.0f, w + g * cog * K, (int)K, bm, (int)(nb * P), 0.0f, cm,
+                        (int)(nb * P));
+            if (nb > 1) {
+                scatter_rows_bias(d, s->obuf, b, n0, nb, g, y);
+            } else if (b) {
+                for (int64_t co = 0; co < cog; co++) {
+                    const float bv = b[g * cog + co];
+                    float *r = cm + co * P;
+                    for (int64_t p = 0; p < P; p++) r[p] += bv;
+                }
+            }
+        }
+    }
+    return OCTAV_OK;
+}
+
+static void bias_grad(const octav_conv2d_desc *d, const float *dy, float *db) {
+    const int64_t P = d->h_out * d->w_out;
+#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
+    for (int64_t co = 0; co < d->c_out; co++) {
+        double t = 0;
+        for (int64_t n = 0; n < d->n; n++) t += sum_row(dy + (n * d->c_out + co) * P, P);
+        db[co] = (float)t;
+    }
+}
+
+static octav_status gemm_backward(octav_conv2d *c, const float *x, const float *w,
+                                  const float *dy, float *dx, float *dw, float *db) {
+    const octav_conv2d_desc *d = &c->d;
+    gemm_state *s = c->impl;
+    if (s->depthwise) {
+        dw_backward(s, d, x, w, dy, dx, dw, db);
+        return OCTAV_OK;
+    }
+    const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups;
+    const int64_t K = cig * d->kh * d->kw, P = d->h_out * d->w_out, HW = d->h_in * d->w_in;
+    if (db) bias_grad(d, dy, db);
+    if (!dx && !dw) return OCTAV_OK;
+    for (int64_t n0 = 0; n0 < d->n; n0 += s->nb) {
+        const int64_t nb = d->n - n0 < s->nb ? d->n - n0 : s->nb;
+        const int ld = (int)(nb * P);
+        for (int64_t g = 0; g < d->groups; g++) {
+            const float *dm = dy + (n0 * d->c_out + g * cog) * P;
+            if (nb > 1) {
+                gather_rows(d, dy, n0, nb, g, s->obuf);
+                dm = s->obuf;
+            }
+            const float *wg = w ? w + g * cog * K : NULL;
+            if (dw) {
+                const float *bm = s->col;
+                if (s->pointwise && nb == 1) bm = x + (n0 * d->c_in + g * cig) * HW;
+                else im2col(d, x, n0, nb, g, s->col);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)cog, (int)K, ld, 1.0f,
+                            dm, ld, bm, ld, n0 == 0 ? 0.0f : 1.0f, dw + g * cog * K, (int)K);
+            }
+            if (dx) {
+                if (s->pointwise && nb == 1) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, ld, (int)cog,
+                                1.0f, wg, (int)K, dm, ld, 0.0f,
+                                dx + (n0 * d->c_in + g * cig) * HW, ld);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, ld, (int)cog,
+                                1.0f, wg, (int)K, dm, ld, 0.0f, s->col, ld);
+                    col2im(d, s->col, n0, nb, g, dx);
+                }
+            }
+        }
+    }
+    return OCTAV_OK;
+}
+
+const conv_backend octav_conv_gemm_backend = {
+    .name = "gemm",
+    .create = gemm_create,
+    .destroy = gemm_destroy,
+    .forward = gemm_forward,
+    .backward = gemm_backward,
+};
