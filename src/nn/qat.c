@@ -167,14 +167,14 @@ octav_status qat_setup(octav_model *m) {
             m->tensors[t].offset = total;
             total += q->ngroups;
             q->tensor = t;
+            m->nquant++;   /* counted before its buffers so that qat_free frees them */
             q->calib_sum = octav_calloc((size_t)q->ngroups, sizeof(double));
             q->dscale = octav_calloc((size_t)q->ngroups, sizeof(double));
             q->tmp = octav_calloc((size_t)q->ngroups, sizeof(float));
             q->iters = octav_calloc((size_t)q->ngroups, sizeof(int32_t));
             if (!q->calib_sum || !q->dscale || !q->tmp || !q->iters)
                 return octav_set_error(OCTAV_ENOMEM, "qat: out of memory");
-            if (isw) nd->q_w = m->nquant; else nd->q_a = m->nquant;
-            m->nquant++;
+            if (isw) nd->q_w = m->nquant - 1; else nd->q_a = m->nquant - 1;
         }
     }
     m->nqparams = total;
