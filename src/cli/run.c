@@ -203,6 +203,9 @@ int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, oct
 }
 
 int run_config_check(const run_config *c) {
+    int known = 0;
+    for (int i = 0; octav_model_names[i]; i++) known |= strcmp(c->model, octav_model_names[i]) == 0;
+    if (!known) { cli_errorf("--model '%s': expected mlp, cnn, resnet20 or mobilenetv2", c->model); return 0; }
     if (c->bits != 32 && (c->bits < 2 || c->bits > 8)) { cli_errorf("--bits %d: expected 2..8, or 32 for float", c->bits); return 0; }
     if (c->first_last_bits < 2 || c->first_last_bits > 16) { cli_errorf("--first-last-bits %d: expected 2..16", c->first_last_bits); return 0; }
     if (c->batch < 1 || c->batch > 65536) { cli_errorf("--batch %lld: expected 1..65536", (long long)c->batch); return 0; }

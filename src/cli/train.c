@@ -63,7 +63,11 @@ void cli_train_usage(FILE *f) {
             "  --out CKPT            checkpoint written at the end of every epoch\n"
             "  --log FILE            JSONL log: per-step loss, per-epoch metrics and\n"
             "                        per-layer clipping scalars; last line {\"event\": \"final\"}\n"
-            "  --resume CKPT         continue a run from its checkpoint (--epochs may grow it)\n"
+            "  --resume CKPT         continue a run from its checkpoint, bit for bit with the\n"
+            "                        same --threads (a larger --epochs extends it, and\n"
+            "                        changes the learning-rate schedule from there on)\n"
+            "  --stop-after E        stop after E epochs of this invocation (the schedule\n"
+            "                        still spans --epochs); continue with --resume\n"
             "  -q, --quiet           no progress bar\n"
             "  -h, --help            show this help\n"
             "\n"
@@ -73,7 +77,7 @@ void cli_train_usage(FILE *f) {
 enum {
     O_MODEL = 256, O_WIDTH, O_DROPOUT, O_DATA, O_VAL, O_LIMIT, O_AUGMENT, O_EPOCHS, O_BATCH, O_OPTIM, O_LR,
     O_SCHED, O_WARMUP, O_MOMENTUM, O_NONESTEROV, O_WD, O_LS, O_GCLIP, O_SEED, O_THREADS, O_BITS, O_FLBITS,
-    O_CLIP, O_GRAD, O_WGRAN, O_CALIB, O_INIT, O_OUT, O_LOG, O_RESUME
+    O_CLIP, O_GRAD, O_WGRAN, O_CALIB, O_INIT, O_OUT, O_LOG, O_RESUME, O_STOP
 };
 
 static const struct option LONGOPTS[] = {
@@ -92,6 +96,7 @@ static const struct option LONGOPTS[] = {
     {"weight-granularity", required_argument, 0, O_WGRAN}, {"calib-batches", required_argument, 0, O_CALIB},
     {"init", required_argument, 0, O_INIT},         {"out", required_argument, 0, O_OUT},
     {"log", required_argument, 0, O_LOG},           {"resume", required_argument, 0, O_RESUME},
+    {"stop-after", required_argument, 0, O_STOP},
     {"quiet", no_argument, 0, 'q'},                 {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -112,7 +117,7 @@ static int set_str(char *dst, size_t cap, const char *src, const char *opt) {
 typedef struct {
     run_config cfg;
     char out[4096], log[4096], resume[4096];
-    int threads, quiet;
+    int threads, quiet, stop_after;
     unsigned char given[64];   /* option ids given on the command line */
 } train_args;
 
@@ -166,6 +171,9 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_FLBITS:
             if (!cli_parse_int(optarg, 1, 64, &v)) { cli_errorf("--first-last-bits '%s': expected 2..16", optarg); return EXIT_USAGE; }
             c->first_last_bits = (int)v; break;
+        case O_STOP:
+            if (!cli_parse_int(optarg, 1, 100000, &v)) { cli_errorf("--stop-after '%s': expected >= 1", optarg); return EXIT_USAGE; }
+            a->stop_after = (int)v; break;
         case O_CALIB:
             if (!cli_parse_int(optarg, 1, 100000, &v)) { cli_errorf("--calib-batches '%s': expected >= 1", optarg); return EXIT_USAGE; }
             c->calib_batches = (int)v; break;
@@ -191,6 +199,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_NONESTEROV: c->nesterov = 0; break;
         case O_LR: case O_WARMUP: case O_MOMENTUM: case O_WD: case O_LS: case O_GCLIP: case O_WIDTH: case O_DROPOUT:
             if (!parse_double(optarg, &d)) { cli_errorf("%s '%s': expected a number", oname, optarg); return EXIT_USAGE; }
+            /* -1 means "the default" inside run_config: refuse it from users */
+            if ((opt == O_LR && !(d > 0)) || (opt != O_LR && d < 0)) {
+                cli_errorf("%s '%s': expected a %s number", oname, optarg, opt == O_LR ? "positive" : "non-negative");
+                return EXIT_USAGE;
+            }
             if (opt == O_LR) c->lr = d;
             else if (opt == O_WARMUP) c->warmup = d;
             else if (opt == O_MOMENTUM) c->momentum = d;
@@ -323,7 +336,7 @@ int cli_train(int argc, char **argv) {
 
     if (a.resume[0]) {
         /* everything but these comes from the checkpoint */
-        static const int may_change[] = {O_EPOCHS, O_OUT, O_LOG, O_THREADS, O_DATA, O_RESUME};
+        static const int may_change[] = {O_EPOCHS, O_OUT, O_LOG, O_THREADS, O_DATA, O_RESUME, O_STOP};
         for (int i = 0; i < 64; i++) {
             if (!a.given[i]) continue;
             int ok = 0;
@@ -461,7 +474,8 @@ int cli_train(int argc, char **argv) {
     progress_init(&pr, a.quiet);
     double t_run = run_now(), t_train = 0;
     int64_t images = 0;
-    for (int epoch = start_epoch; epoch < c->epochs; epoch++) {
+    int end_epoch = a.stop_after && start_epoch + a.stop_after < c->epochs ? start_epoch + a.stop_after : c->epochs;
+    for (int epoch = start_epoch; epoch < end_epoch; epoch++) {
         octav_permutation(perm, d.train.n, octav_hash_u64(c->seed, 0xe90c0000u + (uint64_t)epoch));
         double t0 = run_now(), lsum = 0;
         int64_t corr = 0, seen = 0;
@@ -536,6 +550,12 @@ int cli_train(int argc, char **argv) {
                               {"octav.model", c->model}};
             if (octav_model_save(m, a.out, kv, 4)) { cli_error("--out"); goto done; }
         }
+    }
+    if (end_epoch < c->epochs) {
+        printf("%s: stopped after epoch %d of %d (--stop-after); continue with --resume %s\n", c->model, end_epoch,
+               c->epochs, a.out[0] ? a.out : "CKPT");
+        status = EXIT_OK;
+        goto done;
     }
     {
         double tacc = 0, tloss = 0;

@@ -1,0 +1,60 @@
+#!/bin/sh
+# qat.sh -- the QAT training runs of the study (docs/RESULTS.md). Each run
+# is one `octav train` command; its full JSONL log and checkpoint go to
+# results/qat/ (not committed) and its final line, tagged with the run's
+# name, the command and the commit, is appended to experiments/results/qat.jsonl
+# (committed), so that finished runs are skipped and the study can be built
+# up over several sittings.
+#   experiments/qat.sh [BUILD_DIR] [NAME_PATTERN]
+# QUICK=1 runs a small version (2000 images, 1 epoch) into
+# results/qat-quick/ without touching the committed results.
+set -eu
+build=${1:-build}
+pattern=${2:-}
+octav="$build/octav"
+if [ "${QUICK:-0}" = 1 ]; then
+  dir=results/qat-quick; db=$dir/qat.jsonl; extra="--limit 2000 --val 500"; quick=1
+else
+  dir=results/qat; db=experiments/results/qat.jsonl; extra=""; quick=0
+fi
+mkdir -p "$dir" "$(dirname "$db")"
+touch "$db"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+# run NAME ARGS...: skipped when NAME is already in the results file
+run() {
+  name=$1; shift
+  case "$name" in *"$pattern"*) ;; *) return 0 ;; esac
+  if grep -q "\"run\":\"$name\"" "$db"; then echo "skip $name (done)" >&2; return 0; fi
+  if [ "$quick" = 1 ]; then set -- "$@" --epochs 1; fi
+  echo "== $name: octav train $* $extra" >&2
+  log="$dir/$name.jsonl"
+  # shellcheck disable=SC2086
+  if ! "$octav" train "$@" $extra --out "$dir/$name.safetensors" --log "$log" --quiet; then
+    echo "run $name failed (see $log)" >&2
+    return 0
+  fi
+  final=$(tail -n 1 "$log")
+  cmd=$(printf '%s ' "$@" | sed 's/"/\\"/g')
+  printf '{"run":"%s","commit":"%s","command":"octav train %s","final":%s}\n' "$name" "$commit" "$cmd" "$final" >> "$db"
+}
+
+seeds=${SEEDS:-1}
+for s in $seeds; do
+  # 1. float baseline, from scratch
+  run "cnn_float_s$s" --model cnn --seed "$s"
+  f="$dir/cnn_float_s$s.safetensors"
+  # 2. 4-bit dynamic OCTAV + MAD/PWL, from scratch and retrained from float
+  run "cnn_w4_octav_madpwl_scratch_s$s" --model cnn --seed "$s" --bits 4 --clip octav --grad mad-pwl
+  [ -f "$f" ] && run "cnn_w4_octav_madpwl_retrain_s$s" --model cnn --seed "$s" --bits 4 --clip octav --grad mad-pwl --init "$f"
+  # 3. low bits: clipping method and gradient estimator, retrained from float
+  for b in 3 2; do
+    for c in octav max; do
+      [ -f "$f" ] && run "cnn_w${b}_${c}_madpwl_retrain_s$s" --model cnn --seed "$s" --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
+    done
+    for g in pwl ste mad; do
+      [ -f "$f" ] && run "cnn_w${b}_octav_${g}_retrain_s$s" --model cnn --seed "$s" --bits "$b" --clip octav --grad "$g" --init "$f"
+    done
+  done
+done
+echo "results: $db" >&2
