@@ -45,8 +45,8 @@ for s in $seeds; do
   run "cnn_float_s$s" --model cnn --seed "$s"
   f="$dir/cnn_float_s$s.safetensors"
   # 2. 4-bit dynamic OCTAV + MAD/PWL, from scratch and retrained from float
-  run "cnn_w4_octav_madpwl_scratch_s$s" --model cnn --seed "$s" --bits 4 --clip octav --grad mad-pwl
   [ -f "$f" ] && run "cnn_w4_octav_madpwl_retrain_s$s" --model cnn --seed "$s" --bits 4 --clip octav --grad mad-pwl --init "$f"
+  run "cnn_w4_octav_madpwl_scratch_s$s" --model cnn --seed "$s" --bits 4 --clip octav --grad mad-pwl
   # 3. low bits: clipping method and gradient estimator, retrained from float
   for b in 3 2; do
     for c in octav max; do
