@@ -5,8 +5,10 @@
  *   fakequant  a plain copy with the same traffic (forward: read x, write y;
  *              backward: read x and dy, write dx).
  * Each case runs once to warm up, then R times; the median and the range
- * are reported. Data: Laplace(1) floats from a fixed seed. */
+ * are reported. Data: Laplace(1) floats from a fixed seed.
+ * The training-step cases (`octav bench train`) are in bench_train.c. */
 #define _POSIX_C_SOURCE 200809L
+#include "cli/bench.h"
 #include "cli/cli.h"
 #include "quant/internal.h"
 
@@ -86,6 +88,13 @@ static timing summarize(double *t, int r) {
 
 static int g_json, g_first = 1, g_reps = 7;
 static const char *g_only; /* --case SUBSTRING: run only matching cases */
+
+/* for bench_train.c */
+double bench_now_ms(void) { return now_ms(); }
+bench_timing bench_summarize(double *t, int r) {
+    timing s = summarize(t, r);
+    return (bench_timing){s.med, s.lo, s.hi};
+}
 
 /* One result line; bytes > 0 adds the throughput in GB/s. */
 static void report(const char *cas, int64_t n, int64_t groups, timing t, timing f, int32_t iters, double bytes) {
@@ -252,29 +261,45 @@ static int bench_fakequant(const float *x, int64_t nmax, int quick) {
 
 void cli_bench_usage(FILE *f) {
     fprintf(f,
-            "usage: octav bench [solver|fakequant|all] [options]\n"
+            "usage: octav bench [solver|fakequant|kernels|train|all] [options]\n"
             "\n"
             "Times the OCTAV solver and fake quantization against the memory floor\n"
             "measured in the same run (a plain read pass, or a copy with the same\n"
             "traffic), and reports the median of R runs after a warm-up.\n"
+            "`train` times training steps (forward, loss, backward, SGD update) of\n"
+            "cnn, resnet20 and mobilenetv2 on random data: float, and 4-bit QAT with\n"
+            "max-scaling and with dynamic OCTAV (cases train/MODEL/float|max|octav);\n"
+            "the floor of a QAT case is the float step of the same model.\n"
+            "`kernels` is solver and fakequant; `all` (the default) adds train.\n"
             "\n"
             "options:\n"
-            "  -q, --quick       small sizes (seconds; what `make test` runs)\n"
+            "  -q, --quick       small sizes (seconds; what `make test` runs); train:\n"
+            "                    cnn only, batch 16, 1 warm-up step\n"
             "  -j, --json        one JSON document: {\"cases\": [{\"case\", \"n\", \"threads\",\n"
             "                    \"ms\", \"floor_ms\", \"ratio_to_floor\", ...}, ...]}\n"
             "  -t, --threads N   threads (default: all cores)\n"
-            "  -r, --reps R      timed repetitions per case, 1..64 (default 7)\n"
+            "  -r, --reps R      timed repetitions (train: timed steps) per case, 1..64\n"
+            "                    (default 7)\n"
             "  -c, --case TEXT   only the cases whose name contains TEXT\n"
-            "  -h, --help        show this help\n");
+            "  -h, --help        show this help\n"
+            "train only:\n"
+            "  --batch N         images per step (default 128)\n"
+            "  --warmup W        untimed steps before the timed ones (default 3)\n"
+            "  --input SHAPE     fmnist (1x28x28, default) or cifar (3x32x32)\n"
+            "  --width X         mobilenetv2 width multiplier (default 1.0)\n");
 }
 
 int cli_bench(int argc, char **argv) {
     static const struct option opts[] = {{"quick", no_argument, 0, 'q'},     {"json", no_argument, 0, 'j'},
                                          {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},
                                          {"case", required_argument, 0, 'c'},    {"help", no_argument, 0, 'h'},
+                                         {"batch", required_argument, 0, 'B'},   {"warmup", required_argument, 0, 'W'},
+                                         {"input", required_argument, 0, 'I'},   {"width", required_argument, 0, 'X'},
                                          {0, 0, 0, 0}};
     int quick = 0, c;
     long v;
+    bench_train_opts to = {.warmup = -1};
+    char *end;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":qjt:r:c:h", opts, NULL)) != -1) {
@@ -291,22 +316,50 @@ int cli_bench(int argc, char **argv) {
             g_reps = (int)v;
             break;
         case 'c': g_only = optarg; break;
+        case 'B':
+            if (!cli_parse_int(optarg, 1, 65536, &v)) { cli_errorf("--batch must be in 1..65536"); return EXIT_USAGE; }
+            to.batch = v;
+            break;
+        case 'W':
+            if (!cli_parse_int(optarg, 0, 1000, &v)) { cli_errorf("--warmup must be in 0..1000"); return EXIT_USAGE; }
+            to.warmup = (int)v;
+            break;
+        case 'I':
+            if (!strcmp(optarg, "cifar")) to.cifar = 1;
+            else if (!strcmp(optarg, "fmnist")) to.cifar = 0;
+            else { cli_errorf("--input '%s': expected fmnist or cifar", optarg); return EXIT_USAGE; }
+            break;
+        case 'X':
+            to.width = strtod(optarg, &end);
+            if (end == optarg || *end || !(to.width > 0 && to.width <= 4)) {
+                cli_errorf("--width must be in (0, 4]");
+                return EXIT_USAGE;
+            }
+            break;
         case 'h': cli_bench_usage(stdout); return EXIT_OK;
         case ':': cli_errorf("option '%s' needs a value", argv[optind - 1]); return EXIT_USAGE;
         default: cli_errorf("unknown option '%s' (try 'octav bench --help')", argv[optind - 1]); return EXIT_USAGE;
         }
     }
-    int do_solver = 1, do_fq = 1;
+    int do_solver = 1, do_fq = 1, do_train = 1;
     for (int i = optind; i < argc; i++) {
-        if (!strcmp(argv[i], "solver")) { do_fq = 0; }
-        else if (!strcmp(argv[i], "fakequant")) { do_solver = 0; }
+        if (!strcmp(argv[i], "solver")) { do_fq = do_train = 0; }
+        else if (!strcmp(argv[i], "fakequant")) { do_solver = do_train = 0; }
+        else if (!strcmp(argv[i], "train")) { do_solver = do_fq = 0; }
+        else if (!strcmp(argv[i], "kernels")) { do_train = 0; }
         else if (strcmp(argv[i], "all") != 0) {
-            cli_errorf("unknown benchmark '%s' (expected solver, fakequant or all)", argv[i]);
+            cli_errorf("unknown benchmark '%s' (expected solver, fakequant, kernels, train or all)", argv[i]);
             return EXIT_USAGE;
         }
     }
-    if (optind + 1 < argc) { cli_errorf("name one benchmark (solver, fakequant or all)"); return EXIT_USAGE; }
-    const int64_t nmax = quick ? (1 << 20) : (int64_t)1 << 26;
+    if (optind + 1 < argc) {
+        cli_errorf("name one benchmark (solver, fakequant, kernels, train or all)");
+        return EXIT_USAGE;
+    }
+    to.quick = quick;
+    /* the solver / fake-quant data; not made for train alone, whose peak
+     * RSS it would inflate */
+    const int64_t nmax = !(do_solver || do_fq) ? 1 : quick ? (1 << 20) : (int64_t)1 << 26;
     float *x = malloc((size_t)nmax * sizeof *x);
     if (!x) { cli_errorf("bench: out of memory"); return EXIT_FAIL; }
     uint64_t st = 0x1234;
@@ -321,13 +374,18 @@ int cli_bench(int argc, char **argv) {
         strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
         printf("{\"date\": \"%s\", \"kernels\": \"%s\", \"cflags\": \"%s\",\n\"cases\": [\n", date,
                octav_kernels_best()->name, OCTAV_BENCH_CFLAGS);
-    } else {
+    } else if (do_solver || do_fq) {
         printf("%-30s %10s %8s %3s %10s %20s %9s %8s  %s\n", "case", "n", "groups", "thr", "ms(median)", "(min..max)",
                "floor_ms", "ratio", "steps / rate");
     }
     int rc = 0;
     if (do_solver) rc |= bench_solver(x, nmax, quick);
     if (do_fq && !rc) rc |= bench_fakequant(x, nmax, quick);
+    if (do_train && !rc) {
+        bench_out o = {g_json, g_first, g_reps, g_only};
+        rc |= bench_train(&o, &to);
+        g_first = o.first;
+    }
     if (g_json) printf("\n]}\n");
     free(x);
     return rc ? EXIT_FAIL : EXIT_OK;
