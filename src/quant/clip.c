@@ -5,6 +5,8 @@
  * Baselines gather each group into a per-thread workspace and run there. */
 #include "internal.h"
 
+#include <float.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +279,60 @@ static float baseline_scale(const octav_clip_config *cfg, octav_grid g, float *v
     }
 }
 
+/* Largest magnitude of one segment; *bad gets set by any NaN / Inf. One
+ * vectorisable pass (the max is exact in any order). */
+static float seg_max(const float *x, int64_t n, int uns, int *bad) {
+    float mx = 0.0f;
+    int b = 0;
+#pragma omp simd reduction(max : mx) reduction(| : b)
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        b |= !(a <= FLT_MAX);
+        float m = uns ? (x[i] > 0.0f ? x[i] : 0.0f) : a;
+        mx = m > mx ? m : mx;
+    }
+    *bad |= b;
+    return mx;
+}
+
+/* max-scaling without the copy of the generic path: one read of x,
+ * parallel over pieces (one group) or over groups. Training calls it on
+ * every quantizer at every step. */
+static octav_status clip_max(const octav_layout *lay, octav_grid g, const float *x, float *scales,
+                             octav_clip_info *info, const char *name) {
+    const int uns = g.kind == OCTAV_GRID_UNSIGNED, T = octav_get_threads();
+    const int64_t G = lay->ngroups;
+    int bad = 0;
+    if (G == 1) {
+        const int64_t np = (lay->numel + OCTAV_PIECE - 1) / OCTAV_PIECE;
+        float mx = 0.0f;
+#pragma omp parallel for schedule(static) num_threads(T) reduction(max : mx) reduction(| : bad) if (np > 1)
+        for (int64_t k = 0; k < np; k++) {
+            int64_t n = (k + 1) * OCTAV_PIECE <= lay->numel ? OCTAV_PIECE : lay->numel - k * OCTAV_PIECE;
+            float m = seg_max(x + k * OCTAV_PIECE, n, uns, &bad);
+            mx = m > mx ? m : mx;
+        }
+        scales[0] = mx;
+    } else {
+#pragma omp parallel for schedule(static) num_threads(T) reduction(| : bad) if (lay->numel >= OCTAV_PIECE)
+        for (int64_t gi = 0; gi < G; gi++) {
+            octav_span sp = layout_span(lay, gi);
+            float mx = 0.0f;
+            for (int64_t j = 0; j < sp.nseg; j++) {
+                float m = seg_max(x + sp.base + j * sp.stride, sp.seglen, uns, &bad);
+                mx = m > mx ? m : mx;
+            }
+            scales[gi] = mx;
+        }
+    }
+    if (bad) return octav_check_finite(x, lay->numel, name);   /* names the index */
+    for (int64_t gi = 0; info && gi < G; gi++) {
+        if (info->iterations) info->iterations[gi] = 0;
+        if (info->converged) info->converged[gi] = 1;
+    }
+    return OCTAV_OK;
+}
+
 octav_status octav_clip(octav_solver *sv, const octav_clip_config *cfg, octav_grid g, const octav_layout *lay,
                         const float *x, float *scales, octav_clip_info *info) {
     octav_status st = octav_grid_check(g);
@@ -287,6 +343,7 @@ octav_status octav_clip(octav_solver *sv, const octav_clip_config *cfg, octav_gr
                                                 cfg->name ? ": " : "");
     if (cfg->method == OCTAV_CLIP_OCTAV)
         return octav_solve_octav_(sv, g, lay, x, cfg->max_iter, cfg->warm_start, scales, info, cfg->name);
+    if (cfg->method == OCTAV_CLIP_MAX) return clip_max(lay, g, x, scales, info, cfg->name);
 
     if ((st = octav_check_finite(x, lay->numel, cfg->name))) return st;
     const int64_t G = lay->ngroups;
