@@ -52,7 +52,9 @@ void octav_clear_error(void);
 
 /* Threads used by liboctav's OpenMP loops, BLIS and oneDNN (0 = OpenMP default;
  * n > 0 also sets the OpenMP default team size of the process). Returns the
- * number that will be used. Results never depend on the thread count. */
+ * number that will be used. The quantization functions (quant.h) give the
+ * same bits for any thread count; training (BLIS GEMM, oneDNN convolution)
+ * is reproducible for a given thread count only. */
 int octav_set_threads(int n);
 int octav_get_threads(void);
 
