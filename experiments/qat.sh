@@ -34,9 +34,7 @@ run() {
     echo "run $name failed (see $log)" >&2
     return 0
   fi
-  final=$(tail -n 1 "$log")
-  cmd=$(printf '%s ' "$@" | sed 's/"/\\"/g')
-  printf '{"run":"%s","commit":"%s","command":"octav train %s","final":%s}\n' "$name" "$commit" "$cmd" "$final" >> "$db"
+  /usr/bin/python3 experiments/qat_record.py "$db" "$name" "$commit" "octav train $*" "$log"
 }
 
 seeds=${SEEDS:-1}

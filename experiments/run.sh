@@ -2,8 +2,10 @@
 # run.sh -- `make results`: the parts of the paper study that need only the
 # core library (cost curves, clipping ratios, convergence). Writes the TSVs
 # to results/ (not committed), the figures to docs/img/ and the generated
-# section of docs/RESULTS.md. The QAT accuracy study needs the training
-# engine (issue 3) and is not here yet.
+# section of docs/RESULTS.md; then the QAT runs of experiments/qat.sh
+# (finished runs are skipped: experiments/results/qat.jsonl records them;
+# QUICK=1 runs a small version that does not touch the record) and the QAT
+# section and figure (experiments/qat_report.py, plot_qat.gp).
 #   experiments/run.sh [BUILD_DIR]
 set -eu
 build=${1:-build}
@@ -12,4 +14,9 @@ start=$(date +%s)
 "$build/octav_exp_curve" results/curves examples/fashion_cnn.safetensors
 gnuplot -e "dir='results/curves'; out='docs/img'" experiments/plot_curves.gp
 /usr/bin/python3 experiments/report.py results/curves docs/RESULTS.md
+experiments/qat.sh "$build"
+if [ "${QUICK:-0}" = 1 ]; then db=results/qat-quick/qat.jsonl; else db=experiments/results/qat.jsonl; fi
+/usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md results/qat_report
+gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_qat.gp
+/usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md results/qat_report
 echo "results: docs/RESULTS.md and docs/img updated in $(( $(date +%s) - start )) s" >&2
