@@ -12,7 +12,8 @@
  * plain layouts, dnnl with blocked layouts + reorders) for forward, backward
  * data, backward weights + bias, and a training step (forward + one
  * backward giving dx, dw, db), and which backend AUTO picks. Each number is
- * the minimum over repeated calls (at least 10, about 0.5 s): on a shared
+ * the minimum over repeated calls (at least 5, about 0.5 s or
+ * OCTAV_BENCH_SECONDS): on a shared
  * machine the minimum is the stable statistic; the median is printed by
  * OCTAV_BENCH_MEDIAN=1; OCTAV_BENCH_CPUTIME=1 times process CPU time (for
  * one-thread runs on a busy machine). */
@@ -64,6 +65,7 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 static int use_median;
+static double seconds = 0.5; /* per cell: OCTAV_BENCH_SECONDS */
 
 /* ms of op: 0 forward, 1 backward data, 2 backward weights + bias, 3 all. */
 static double time_op(octav_conv2d *c, int op, const float *x, const float *w, const float *b,
@@ -71,7 +73,7 @@ static double time_op(octav_conv2d *c, int op, const float *x, const float *w, c
     double t[200];
     int reps = 0;
     double start = now();
-    for (int i = -2; i < 200 && (i < 10 || now() - start < 0.5); i++) { /* 2 warm-up calls */
+    for (int i = -2; i < 200 && (i < 5 || now() - start < seconds); i++) { /* 2 warm-up calls */
         double t0 = now();
         if (op == 0 || op == 3) octav_conv2d_forward(c, x, w, b, y);
         if (op == 1) octav_conv2d_backward(c, x, w, dy, dx, NULL, NULL);
@@ -99,6 +101,7 @@ int main(int argc, char **argv) {
     use_median = getenv("OCTAV_BENCH_MEDIAN") && atoi(getenv("OCTAV_BENCH_MEDIAN"));
     /* OCTAV_BENCH_CPUTIME=1: process CPU time instead of wall time (with one
      * thread, insensitive to other processes on a shared machine). */
+    if (getenv("OCTAV_BENCH_SECONDS")) seconds = atof(getenv("OCTAV_BENCH_SECONDS"));
     if (getenv("OCTAV_BENCH_CPUTIME") && atoi(getenv("OCTAV_BENCH_CPUTIME")))
         clock_id = CLOCK_PROCESS_CPUTIME_ID;
     octav_set_threads(threads);

@@ -282,7 +282,7 @@ static void test_ref_small(void) {
 
 /* ---- (b) backends against the reference ---------------------------------------- */
 
-static octav_conv2d_desc shapes[32];
+static octav_conv2d_desc shapes[64];
 static size_t nshapes;
 
 static void init_shapes(void) {
@@ -304,6 +304,8 @@ static void init_shapes(void) {
         mk(1, 4, 6, 7, 8, 3, 3, 1, 1, 1, 1, 4),     /* depthwise, multiplier 2 */
         mk(2, 3, 11, 11, 3, 5, 5, 1, 1, 2, 2, 3),   /* depthwise 5x5 */
         mk(2, 5, 9, 12, 5, 3, 2, 2, 3, 0, 1, 5),    /* depthwise, per-axis strides/pads */
+        mk(2, 3, 7, 21, 3, 3, 5, 1, 2, 1, 2, 3),    /* depthwise, column stride 2 only */
+        mk(1, 2, 11, 35, 4, 4, 3, 3, 2, 2, 0, 2),   /* depthwise x2, strides 3 and 2, wide */
         mk(2, 4, 8, 8, 4, 2, 2, 2, 2, 0, 0, 4),     /* depthwise 2x2 stride 2 */
         mk(1, 3, 10, 7, 6, 3, 3, 2, 2, 1, 1, 3),    /* depthwise multiplier 2, stride 2 */
         mk(2, 4, 5, 6, 4, 3, 3, 3, 2, 2, 2, 4),     /* depthwise, pad 2 with 3x3, stride 3 */
@@ -317,6 +319,7 @@ static void init_shapes(void) {
         mk(5, 4, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1),     /* odd batch (GEMM chunks, threads) */
         mk(7, 6, 4, 4, 7, 1, 1, 1, 1, 0, 0, 1),     /* odd batch, 1x1 */
     };
+    _Static_assert(sizeof list <= sizeof shapes, "enlarge shapes[]");
     nshapes = sizeof list / sizeof *list;
     memcpy(shapes, list, sizeof list);
 }

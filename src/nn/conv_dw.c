@@ -51,7 +51,9 @@ struct conv_dw_plan {
     int64_t slack;
     int64_t lenf;                 /* HO * Wq rounded up to LANES */
     /* offsets within the per-thread workspace (floats) */
-    int64_t o_dacc, o_phase, o_flat, o_dyf, o_dyq, o_dxq, o_wk, per_thread;
+    int64_t o_dacc, o_phase, o_flat, o_dyf, o_dyq, o_dxq, o_wk, o_pad, o_row, per_thread;
+    int cols2;                    /* sw == 2: column phases by vector shuffles */
+    int64_t Wp2;                  /* cols2: padded plane pitch 2 Wq */
     int64_t *off_f;               /* [KK] tap k = i*KW + j: phase offset + shift */
     int64_t *off_d, *widx_d;      /* [KK] backward data taps grouped by phase */
     int64_t *start_d;             /* [nph + 1] */
@@ -77,7 +79,11 @@ octav_status octav_conv_dw_plan_make(const octav_conv2d_desc *d, conv_dw_plan **
     int64_t Hp = p->H + 2 * p->ph, Wp = p->W + 2 * p->pw;
     p->Hq = (Hp + p->sh - 1) / p->sh;
     p->Wq = (Wp + p->sw - 1) / p->sw;
-    p->psz = p->Hq * p->Wq;
+    /* A phase is followed by a 16-float gap (whole-vector stores of its last
+     * row land there with cols2). */
+    p->psz = p->Hq * p->Wq + LANES;
+    p->cols2 = p->sw == 2;
+    p->Wp2 = 2 * p->Wq;
     p->Ph = (p->KH - 1) / p->sh;
     p->Pw = (p->KW - 1) / p->sw;
     p->Wd = p->Wq + p->Pw;
@@ -95,7 +101,9 @@ octav_status octav_conv_dw_plan_make(const octav_conv2d_desc *d, conv_dw_plan **
     p->o_dyq = p->o_dyf + p->lenf + p->slack;
     p->o_dxq = p->o_dyq + (p->Hq + p->Ph) * p->Wd + p->slack;
     p->o_wk = p->o_dxq + p->nph * p->dsz + p->slack;
-    p->per_thread = (p->o_wk + p->KK + 15) / 16 * 16;
+    p->o_pad = p->o_wk + p->KK;
+    p->o_row = p->o_pad + (p->cols2 ? p->sh * p->Hq * p->Wp2 + 2 * LANES : 0);
+    p->per_thread = (p->o_row + (p->cols2 ? 2 * p->Wd + 4 * LANES : 0) + 15) / 16 * 16;
     p->off_f = octav_malloc((size_t)p->KK * sizeof *p->off_f);
     p->off_d = octav_malloc((size_t)p->KK * sizeof *p->off_d);
     p->widx_d = octav_malloc((size_t)p->KK * sizeof *p->widx_d);
@@ -134,6 +142,20 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define V(p) (*(v16u *)(void *)(p))
 #define VC(p) (*(const v16u *)(const void *)(p))
+
+/* Even / odd lanes of the 32 floats a:b, and their inverse (interleave). */
+typedef int i16 __attribute__((vector_size(64)));
+#if defined(__clang__)
+#define EVENS(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define ODDS(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#define ZIPLO(a, b) __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define ZIPHI(a, b) __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#else
+#define EVENS(a, b) __builtin_shuffle(a, b, (i16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+#define ODDS(a, b) __builtin_shuffle(a, b, (i16){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
+#define ZIPLO(a, b) __builtin_shuffle(a, b, (i16){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23})
+#define ZIPHI(a, b) __builtin_shuffle(a, b, (i16){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
+#endif
 
 /* out[t] = (accumulate ? out[t] : init) + sum_k wk[k] * base[off[k] + t],
  * t < len (a multiple of BLOCK = 2 x 16). The sum of each element runs over
@@ -214,7 +236,13 @@ INLINE void lane_sum(const float *dyf, int64_t len, double *dl) {
  * input values are written: the padding, the scratch columns and the slack
  * are zero from the workspace's allocation on (no region that holds zeros is
  * ever written with anything else). */
-INLINE void build_phases(const conv_dw_plan *p, const float *x, float *ph) {
+INLINE void build_phases_cols2(const conv_dw_plan *p, const float *x, float *ph, float *pad);
+
+INLINE void build_phases(const conv_dw_plan *p, const float *x, float *ph, float *pad) {
+    if (p->cols2) {
+        build_phases_cols2(p, x, ph, pad);
+        return;
+    }
     for (int a = 0; a < p->sh; a++)
         for (int b = 0; b < p->sw; b++) {
             float *q = ph + (a * p->sw + b) * p->psz;
@@ -241,11 +269,32 @@ INLINE void build_phases(const conv_dw_plan *p, const float *x, float *ph) {
         }
 }
 
+/* sw == 2: x goes into the padded plane pad [sh Hq, Wp2] (input positions
+ * only: the rest stays zero), whose rows are split into the even and odd
+ * column phases 16 outputs at a time. Whole rows of the phases are written
+ * (the stores of a row's last vector run into the next row, written after
+ * it, or into the phase's gap). */
+INLINE void build_phases_cols2(const conv_dw_plan *p, const float *x, float *ph, float *pad) {
+    for (int64_t ih = 0; ih < p->H; ih++)
+        copy_row(pad + (ih + p->ph) * p->Wp2 + p->pw, x + ih * p->W, p->W);
+    for (int a = 0; a < p->sh; a++) {
+        float *q0 = ph + (a * 2) * p->psz, *q1 = ph + (a * 2 + 1) * p->psz;
+        for (int64_t r = 0; r < p->Hq; r++) {
+            const float *src = pad + (p->sh * r + a) * p->Wp2;
+            for (int64_t c = 0; c < p->Wq; c += LANES) {
+                const v16 lo = VC(src + 2 * c), hi = VC(src + 2 * c + LANES);
+                V(q0 + r * p->Wq + c) = EVENS(lo, hi);
+                V(q1 + r * p->Wq + c) = ODDS(lo, hi);
+            }
+        }
+    }
+}
+
 OCTAV_CLONES
 static void plane_forward(const conv_dw_plan *p, const float *x, const float *w, float bias,
                           float *y, float *ws) {
     float *ph = ws + p->o_phase, *flat = ws + p->o_flat;
-    build_phases(p, x, ph);
+    build_phases(p, x, ph, ws + p->o_pad);
     taps(flat, ph, p->off_f, w, p->KK, bias, 0, p->lenfw);
     for (int64_t oh = 0; oh < p->HO; oh++) copy_row(y + oh * p->WO, flat + oh * p->Wq, p->WO);
 }
@@ -279,6 +328,17 @@ static void plane_backward_data(const conv_dw_plan *p, const float *dy0, const f
             copy_row(dxr, dxq + a * p->dsz + u * p->Wd + p->pw, p->W);
             continue;
         }
+        if (p->cols2) { /* interleave the two column phases, then crop */
+            const float *e = dxq + (a * 2) * p->dsz + u * p->Wd, *o = e + p->dsz;
+            float *row = ws + p->o_row;
+            for (int64_t v = 0; v < p->Wd; v += LANES) {
+                const v16 ev = VC(e + v), ov = VC(o + v);
+                V(row + 2 * v) = ZIPLO(ev, ov);
+                V(row + 2 * v + LANES) = ZIPHI(ev, ov);
+            }
+            copy_row(dxr, row + p->pw, p->W);
+            continue;
+        }
         /* columns iw = iw0 + sw k come from phase b at v = v0 + k */
         for (int b = 0; b < p->sw; b++) {
             const int64_t iw0 = ((b - p->pw) % p->sw + p->sw) % p->sw;
@@ -303,7 +363,7 @@ static void plane_backward_weights(const conv_dw_plan *p, const float *x, const 
     for (int64_t oh = 0; oh < p->HO; oh++) copy_row(dyf + oh * p->Wq, dy + oh * p->WO, p->WO);
     if (dbacc) lane_sum(dyf, p->lenf, dbacc);
     if (!dacc) return;
-    build_phases(p, x, ph);
+    build_phases(p, x, ph, ws + p->o_pad);
     tap_dots(dyf, ph, p->off_f, p->KK, p->lenf, dacc);
 }
 
