@@ -1,8 +1,10 @@
 /* loss.c -- row softmax, softmax cross-entropy with label smoothing, and
  * the embedding lookup, forward and backward.
  *
- * Rows are independent and run in parallel; row sums (softmax
- * normalisers, losses) are taken in double in index order. The mean loss
+ * Rows are independent and run in parallel. exp(x - max) is vexp.h's
+ * (within 1 ulp of the correctly rounded float, vectorised); the softmax
+ * normaliser is summed in double in 8 lanes (element j into lane j % 8),
+ * and each row's loss in double. The mean loss
  * sums the rows in at most XENT_BLOCKS fixed blocks (block b covers rows
  * [b n / nb, (b+1) n / nb)), then the blocks in order, so it depends on n
  * only, never on the thread count. The embedding backward sums rows of dy
