@@ -4,7 +4,8 @@
  * Every op is a pure function of the element (and, for dropout, of
  * (seed, index)), so chunking the range over threads cannot change a
  * result. NaN follows PyTorch in the forward passes (relu(NaN) = NaN,
- * relu(-0) = -0). GELU is x Phi(x) with Phi from erfc (see below) in
+ * relu(-0) = -0); the backward masks are nn.h's dy * (x > 0) and
+ * dy * (0 < x < 6), so a NaN x gets 0 where PyTorch passes dy on. GELU is x Phi(x) with Phi from erfc (see below) in
  * double: the same function as PyTorch's x/2 (1 + erf(x/sqrt 2)), without
  * its cancellation for negative x. Left out: the tanh-approximated GELU, SiLU
  * and the other activations (added when a model needs them). */
