@@ -8,9 +8,15 @@
  *       -lcjson -lz -lm -o build/conv_timing
  *   build/conv_timing [threads=2] [batch=128] [filter]
  *
- * Prints one row per shape: the median ms per call of each backend (gemm,
- * dnnl with plain layouts, dnnl with blocked layouts + reorders) and which
- * backend AUTO picks. */
+ * Prints one row per shape: ms per call of each backend (gemm, dnnl with
+ * plain layouts, dnnl with blocked layouts + reorders) for forward, backward
+ * data, backward weights + bias, and a training step (forward + one
+ * backward giving dx, dw, db), and which backend AUTO picks. Each number is
+ * the minimum over repeated calls (at least 5, about 0.5 s or
+ * OCTAV_BENCH_SECONDS): on a shared
+ * machine the minimum is the stable statistic; the median is printed by
+ * OCTAV_BENCH_MEDIAN=1; OCTAV_BENCH_CPUTIME=1 times process CPU time (for
+ * one-thread runs on a busy machine). */
 #define _POSIX_C_SOURCE 200809L
 #include "nn/conv_impl.h"
 
@@ -45,9 +51,11 @@ static const shape shapes[] = {
     {"mb 96->24 1x1 8", 96, 8, 24, 1, 1, 0, 1},
 };
 
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock_id, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -56,26 +64,25 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median ms of op: 0 forward, 1 backward data, 2 backward weights + bias. */
+static int use_median;
+static double seconds = 0.5; /* per cell: OCTAV_BENCH_SECONDS */
+
+/* ms of op: 0 forward, 1 backward data, 2 backward weights + bias, 3 all. */
 static double time_op(octav_conv2d *c, int op, const float *x, const float *w, const float *b,
                       float *y, const float *dy, float *dx, float *dw, float *db) {
-    double t[64];
+    double t[200];
     int reps = 0;
     double start = now();
-    for (int i = 0; i < 2; i++) { /* warm-up */
-        if (op == 0) octav_conv2d_forward(c, x, w, b, y);
-        else if (op == 1) octav_conv2d_backward(c, x, w, dy, dx, NULL, NULL);
-        else octav_conv2d_backward(c, x, w, dy, NULL, dw, db);
-    }
-    while (reps < 64 && (reps < 5 || now() - start < 1.0)) {
+    for (int i = -2; i < 200 && (i < 5 || now() - start < seconds); i++) { /* 2 warm-up calls */
         double t0 = now();
-        if (op == 0) octav_conv2d_forward(c, x, w, b, y);
-        else if (op == 1) octav_conv2d_backward(c, x, w, dy, dx, NULL, NULL);
-        else octav_conv2d_backward(c, x, w, dy, NULL, dw, db);
-        t[reps++] = (now() - t0) * 1e3;
+        if (op == 0 || op == 3) octav_conv2d_forward(c, x, w, b, y);
+        if (op == 1) octav_conv2d_backward(c, x, w, dy, dx, NULL, NULL);
+        if (op == 2) octav_conv2d_backward(c, x, w, dy, NULL, dw, db);
+        if (op == 3) octav_conv2d_backward(c, x, w, dy, dx, dw, db);
+        if (i >= 0) t[reps++] = (now() - t0) * 1e3;
     }
     qsort(t, (size_t)reps, sizeof *t, cmp_d);
-    return t[reps / 2];
+    return use_median ? t[reps / 2] : t[0];
 }
 
 static float *rnd(int64_t n, uint64_t seed) {
@@ -91,10 +98,17 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int64_t batch = argc > 2 ? atoll(argv[2]) : 128;
     const char *filter = argc > 3 ? argv[3] : NULL;
+    use_median = getenv("OCTAV_BENCH_MEDIAN") && atoi(getenv("OCTAV_BENCH_MEDIAN"));
+    /* OCTAV_BENCH_CPUTIME=1: process CPU time instead of wall time (with one
+     * thread, insensitive to other processes on a shared machine). */
+    if (getenv("OCTAV_BENCH_SECONDS")) seconds = atof(getenv("OCTAV_BENCH_SECONDS"));
+    if (getenv("OCTAV_BENCH_CPUTIME") && atoi(getenv("OCTAV_BENCH_CPUTIME")))
+        clock_id = CLOCK_PROCESS_CPUTIME_ID;
     octav_set_threads(threads);
-    printf("threads %d, batch %lld; ms per call (median)\n", threads, (long long)batch);
-    printf("%-22s | %-23s | %-23s | %-23s | auto\n", "shape", "forward gemm/plain/blk",
-           "bwd-data gemm/plain/blk", "bwd-w gemm/plain/blk");
+    printf("threads %d, batch %lld; ms per call (%s)\n", threads, (long long)batch,
+           use_median ? "median" : "minimum");
+    printf("%-22s | %-23s | %-23s | %-23s | %-23s | auto\n", "shape", "forward gemm/plain/blk",
+           "bwd-data gemm/plain/blk", "bwd-w gemm/plain/blk", "step gemm/plain/blk");
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         const shape *s = &shapes[si];
         if (filter && !strstr(s->name, filter)) continue;
@@ -107,26 +121,28 @@ int main(int argc, char **argv) {
         float *x = rnd(nx, 1), *w = rnd(nw, 2), *b = rnd(d.c_out, 3), *dy = rnd(ny, 4);
         float *y = malloc((size_t)ny * 4), *dx = malloc((size_t)nx * 4);
         float *dw = malloc((size_t)nw * 4), *db = malloc((size_t)d.c_out * 4);
-        double ms[3][3];
+        double ms[4][3];
         for (int v = 0; v < 3; v++) {
             octav_conv2d *c = NULL;
             octav_status st = v == 0 ? octav_conv2d_create(&d, OCTAV_BACKEND_GEMM, &c)
                               : octav_conv2d_create_dnnl(&d, v == 1 ? CONV_DNNL_PLAIN
                                                                      : CONV_DNNL_BLOCKED, &c);
-            for (int op = 0; op < 3; op++)
+            for (int op = 0; op < 4; op++)
                 ms[op][v] = st ? -1 : time_op(c, op, x, w, b, y, dy, dx, dw, db);
             octav_conv2d_destroy(c);
         }
         octav_conv2d *c = NULL;
-        const char *pick = "?";
+        char pick[32] = "?";
         if (octav_conv2d_create(&d, OCTAV_BACKEND_AUTO, &c) == OCTAV_OK) {
-            pick = c->kind == OCTAV_BACKEND_DNNL
-                       ? (c->dnnl_layout == CONV_DNNL_PLAIN ? "dnnl-plain" : "dnnl-blocked")
-                       : octav_conv2d_backend_name(c);
+            if (c->kind == OCTAV_BACKEND_DNNL)
+                snprintf(pick, sizeof pick, "dnnl %c%c%c", "?PB"[c->dnnl_used[0]],
+                         "?PB"[c->dnnl_used[1]], "?PB"[c->dnnl_used[2]]);
+            else
+                snprintf(pick, sizeof pick, "%s", octav_conv2d_backend_name(c));
         }
         octav_conv2d_destroy(c);
         printf("%-22s |", s->name);
-        for (int op = 0; op < 3; op++)
+        for (int op = 0; op < 4; op++)
             printf(" %7.2f %7.2f %7.2f |", ms[op][0], ms[op][1], ms[op][2]);
         printf(" %s\n", pick);
         fflush(stdout);

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""PyTorch's side of bench/conv_timing.c: median ms per call of conv2d
+"""PyTorch's side of bench/conv_timing.c: ms per call of conv2d
 forward, backward-data (dx) and backward-weights (dw + db) on the same
 shapes, through aten::convolution / aten::convolution_backward (what
 autograd calls; oneDNN for float32 on CPU at these sizes).
 
     /usr/bin/python3 bench/conv_timing_torch.py [threads=2] [batch=128] [filter]
 """
+import os
 import sys
 import time
 
@@ -32,17 +33,26 @@ SHAPES = [  # name, c_in, hw, c_out, k, stride, pad, groups
 ]
 
 
-def median_ms(fn):
+SECONDS = float(os.environ.get("OCTAV_BENCH_SECONDS", "0.5"))
+MEDIAN = os.environ.get("OCTAV_BENCH_MEDIAN", "0") not in ("", "0")
+# OCTAV_BENCH_CPUTIME=1: process CPU time instead of wall time, as the C side.
+CLOCK = (time.process_time if os.environ.get("OCTAV_BENCH_CPUTIME", "0") not in ("", "0")
+         else time.perf_counter)
+
+
+def time_ms(fn):
+    """Minimum (or, with OCTAV_BENCH_MEDIAN=1, median) ms over at least 5
+    calls and about SECONDS, after 2 warm-up calls, as bench/conv_timing.c."""
     for _ in range(2):
         fn()
     t = []
-    start = time.perf_counter()
-    while len(t) < 64 and (len(t) < 5 or time.perf_counter() - start < 1.0):
-        t0 = time.perf_counter()
+    start = CLOCK()
+    while len(t) < 200 and (len(t) < 5 or CLOCK() - start < SECONDS):
+        t0 = CLOCK()
         fn()
-        t.append((time.perf_counter() - t0) * 1e3)
+        t.append((CLOCK() - t0) * 1e3)
     t.sort()
-    return t[len(t) // 2]
+    return t[len(t) // 2] if MEDIAN else t[0]
 
 
 def main():
@@ -51,7 +61,8 @@ def main():
     filt = sys.argv[3] if len(sys.argv) > 3 else None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, threads {threads}, batch {batch}; ms per call (median)")
+    print(f"torch {torch.__version__}, threads {threads}, batch {batch}; ms per call "
+          f"({'median' if MEDIAN else 'minimum'})")
     print(f"{'shape':22s} | forward | bwd-data | bwd-w | fwd+bwd (autograd)")
     conv_bwd = torch.ops.aten.convolution_backward
     for name, ci, hw, co, k, s, p, g in SHAPES:
@@ -64,17 +75,18 @@ def main():
         dy = torch.randn_like(y)
         args = ([co], [s, s], [p, p], [1, 1], False, [0, 0], g)
         with torch.no_grad():
-            f = median_ms(lambda: torch.nn.functional.conv2d(x, w, b, s, p, 1, g))
-            bd = median_ms(lambda: conv_bwd(dy, x, w, *args, [True, False, False]))
-            bw = median_ms(lambda: conv_bwd(dy, x, w, *args, [False, True, True]))
-        xg = x.clone().requires_grad_(ci > 3)
+            f = time_ms(lambda: torch.nn.functional.conv2d(x, w, b, s, p, 1, g))
+            bd = time_ms(lambda: conv_bwd(dy, x, w, *args, [True, False, False]))
+            bw = time_ms(lambda: conv_bwd(dy, x, w, *args, [False, True, True]))
+        xg = x.clone().requires_grad_()
         wg = w.clone().requires_grad_()
         bg = b.clone().requires_grad_()
 
-        def step():
+        def step():  # a training step's share: forward, backward to x, w, b
+            xg.grad = wg.grad = bg.grad = None
             out = torch.nn.functional.conv2d(xg, wg, bg, s, p, 1, g)
             out.backward(dy)
-        fb = median_ms(step)
+        fb = time_ms(step)
         print(f"{name:22s} | {f:7.2f} | {bd:8.2f} | {bw:5.2f} | {fb:7.2f}", flush=True)
 
 

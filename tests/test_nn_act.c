@@ -11,6 +11,7 @@
 
 #define GELU_ATOL 1e-6     /* PyTorch's vectorised erf is good to ~1e-7 absolute */
 #define GELU_RTOL 1e-6
+#define GELU_EXACT_FRAC 0.999 /* GELU vs libm: fraction of bitwise-equal results (the rest 1 ulp) */
 #define GC_H 1e-2          /* finite-difference step, smooth ops */
 #define GC_H_KINK 1e-3     /* step for ReLU / ReLU6 (inputs >= 0.1 from a kink) */
 #define KEEP_SIGMAS 6.0    /* keep fraction within 6 binomial standard deviations */
@@ -31,6 +32,53 @@ static void test_gelu_fixture(void) {
         CHECK_ARRAYS(dx, dx_ref, n, GELU_ATOL, GELU_RTOL);
     }
     free(x); free(y_ref); free(dy); free(dx_ref); free(y); free(dx);
+}
+
+/* GELU against libm's double erfc / exp: x/2 erfc(-x/sqrt 2) and
+ * erfc(-x/sqrt 2)/2 + x exp(-x^2/2)/sqrt(2 pi), rounded to float. */
+static float ulp_of(float v) {
+    float a = fabsf(v);
+    return nextafterf(a, INFINITY) - a;
+}
+
+static void test_gelu_reference(void) {
+    const int64_t n = 400000;
+    float *x = fbuf(n), *y = fbuf(n), *dy = fbuf(n), *dx = fbuf(n);
+    trng r = {15, 0, 0};
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(-40.0 + 80.0 * (double)i / (double)(n - 1));
+    static const float special[] = {0.0f, -0.0f, 15.0f, -15.0f, 15.000001f, -15.000001f, 1e-30f,
+                                    -1e-30f, 1e-45f, 3.0e38f, -3.0e38f, 37.0f, -37.0f, 40.0f, -40.0f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[i] = special[i];
+    fill_gauss(&r, dy, n, 1.0, 0.0);
+    octav_gelu_forward(x, y, n);
+    octav_gelu_backward(x, dy, dx, n);
+    /* bitwise equality is counted for |x| <= 37 only: further out both
+     * give +-0, and the sign of the reference's zero depends on where its
+     * double exp / erfc underflow */
+    int64_t bad_y = 0, bad_dx = 0, exact_y = 0, exact_dx = 0, first = -1, counted = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int count = fabsf(x[i]) <= 37.0f;
+        counted += count;
+        const double v = x[i];
+        const double cdf = 0.5 * erfc(-v * 0.70710678118654752440);
+        const float yr = (float)(v * cdf);
+        const float dr = (float)((double)dy[i] * (cdf + v * 0.39894228040143267794 * exp(-0.5 * v * v)));
+        if (memcmp(&y[i], &yr, 4) == 0) exact_y += count;
+        else if (!(fabsf(y[i] - yr) <= ulp_of(yr))) { bad_y++; if (first < 0) first = i; }
+        if (memcmp(&dx[i], &dr, 4) == 0) exact_dx += count;
+        else if (!(fabsf(dx[i] - dr) <= ulp_of(dr))) { bad_dx++; if (first < 0) first = i; }
+    }
+    CHECK_MSG(bad_y == 0 && bad_dx == 0, "%lld y and %lld dx off by more than 1 ulp (first x = %.9g)",
+              (long long)bad_y, (long long)bad_dx, first < 0 ? 0.0 : (double)x[first]);
+    CHECK_MSG((double)exact_y >= GELU_EXACT_FRAC * (double)counted &&
+                  (double)exact_dx >= GELU_EXACT_FRAC * (double)counted,
+              "bitwise equal: y %lld, dx %lld of %lld", (long long)exact_y, (long long)exact_dx,
+              (long long)counted);
+    /* infinities and NaN as PyTorch: gelu(inf) = inf, gelu(-inf) = NaN (-inf * 0) */
+    float xs[3] = {INFINITY, -INFINITY, NAN}, ys[3];
+    octav_gelu_forward(xs, ys, 3);
+    CHECK(isinf(ys[0]) && ys[0] > 0 && isnan(ys[1]) && isnan(ys[2]));
+    free(x); free(y); free(dy); free(dx);
 }
 
 static void test_relu_fixture(void) {
@@ -219,6 +267,7 @@ static void test_add_and_threads(void) {
 
 int main(void) {
     RUN(test_gelu_fixture);
+    RUN(test_gelu_reference);
     RUN(test_relu_fixture);
     RUN(test_gradcheck);
     RUN(test_dropout_gradcheck);

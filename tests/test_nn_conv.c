@@ -282,8 +282,11 @@ static void test_ref_small(void) {
 
 /* ---- (b) backends against the reference ---------------------------------------- */
 
-static void test_backends_vs_ref(void) {
-    const octav_conv2d_desc shapes[] = {
+static octav_conv2d_desc shapes[64];
+static size_t nshapes;
+
+static void init_shapes(void) {
+    const octav_conv2d_desc list[] = {
         mk(2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1),
         mk(1, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1),     /* batch 1, odd sizes */
         mk(3, 1, 11, 10, 8, 3, 3, 1, 1, 1, 1, 1),   /* c_in 1 (the first layer) */
@@ -300,14 +303,29 @@ static void test_backends_vs_ref(void) {
         mk(3, 24, 9, 9, 24, 3, 3, 2, 2, 1, 1, 24),  /* depthwise stride 2, 24 channels */
         mk(1, 4, 6, 7, 8, 3, 3, 1, 1, 1, 1, 4),     /* depthwise, multiplier 2 */
         mk(2, 3, 11, 11, 3, 5, 5, 1, 1, 2, 2, 3),   /* depthwise 5x5 */
+        mk(2, 5, 9, 12, 5, 3, 2, 2, 3, 0, 1, 5),    /* depthwise, per-axis strides/pads */
+        mk(2, 3, 7, 21, 3, 3, 5, 1, 2, 1, 2, 3),    /* depthwise, column stride 2 only */
+        mk(1, 2, 11, 35, 4, 4, 3, 3, 2, 2, 0, 2),   /* depthwise x2, strides 3 and 2, wide */
+        mk(2, 4, 8, 8, 4, 2, 2, 2, 2, 0, 0, 4),     /* depthwise 2x2 stride 2 */
+        mk(1, 3, 10, 7, 6, 3, 3, 2, 2, 1, 1, 3),    /* depthwise multiplier 2, stride 2 */
+        mk(2, 4, 5, 6, 4, 3, 3, 3, 2, 2, 2, 4),     /* depthwise, pad 2 with 3x3, stride 3 */
+        mk(1, 2, 1, 9, 2, 1, 3, 1, 1, 0, 1, 2),     /* depthwise on 1-row images */
         mk(2, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 2),     /* groups 2 */
         mk(2, 12, 6, 6, 12, 3, 3, 1, 1, 0, 0, 3),   /* groups 3 */
         mk(1, 3, 6, 10, 5, 2, 3, 1, 2, 1, 0, 1),    /* non-square kernel, stride, pad */
         mk(2, 3, 4, 4, 5, 4, 4, 1, 1, 0, 0, 1),     /* kernel = input: 1x1 output */
         mk(2, 3, 3, 3, 4, 3, 3, 1, 1, 2, 2, 1),     /* padding larger than half the kernel */
         mk(2, 2, 1, 1, 3, 1, 1, 1, 1, 0, 0, 1),     /* 1x1 images */
+        mk(5, 4, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1),     /* odd batch (GEMM chunks, threads) */
+        mk(7, 6, 4, 4, 7, 1, 1, 1, 1, 0, 0, 1),     /* odd batch, 1x1 */
     };
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    _Static_assert(sizeof list <= sizeof shapes, "enlarge shapes[]");
+    nshapes = sizeof list / sizeof *list;
+    memcpy(shapes, list, sizeof list);
+}
+
+static void test_backends_vs_ref(void) {
+    for (size_t i = 0; i < nshapes; i++) {
         problem p;
         if (!problem_init(&p, shapes[i], 100 + i)) continue;
         for (int v = 0; v < NVARIANTS; v++) run_variant(&p, &variants[v], TOL_EPS);
@@ -315,25 +333,26 @@ static void test_backends_vs_ref(void) {
     }
 }
 
-/* Batches that span several GEMM chunks, the last one short; one thread and
- * two threads. */
-static void test_gemm_chunks(void) {
-    const octav_conv2d_desc shapes[] = {
-        mk(7, 4, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1),
-        mk(5, 6, 5, 5, 6, 3, 3, 2, 2, 1, 1, 2),
-        mk(5, 6, 4, 4, 7, 1, 1, 1, 1, 0, 0, 1),
-    };
-    const variant gemm = {"gemm-chunked", OCTAV_BACKEND_GEMM, 0};
+/* The GEMM backend's two modes (chunks of images, several of them with the
+ * last one short; images in parallel) at one thread, and at two threads on
+ * every third shape (two-thread runs are slow on a loaded machine, where
+ * OpenMP threads spin while waiting for a descheduled one). */
+static void test_gemm_modes(void) {
+    const variant gemm = {"gemm-mode", OCTAV_BACKEND_GEMM, 0};
     int threads = octav_get_threads();
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    for (size_t i = 0; i < nshapes; i++) {
         problem p;
         if (!problem_init(&p, shapes[i], 200 + i)) continue;
         octav_conv_gemm_set_chunk_cols(2 * p.d.h_out * p.d.w_out); /* 2 images per chunk */
-        octav_set_threads(1);
-        run_variant(&p, &gemm, TOL_EPS);
-        octav_set_threads(2);
-        run_variant(&p, &gemm, TOL_EPS);
+        for (int mode = 1; mode <= 2; mode++) {
+            octav_conv_gemm_set_mode(mode);
+            for (int t = 1; t <= (i % 3 == 0 ? 2 : 1); t++) {
+                octav_set_threads(t);
+                run_variant(&p, &gemm, TOL_EPS);
+            }
+        }
         octav_conv_gemm_set_chunk_cols(0);
+        octav_conv_gemm_set_mode(0);
         octav_set_threads(threads);
         problem_free(&p);
     }
@@ -569,10 +588,11 @@ int main(void) {
     /* One thread except where a test sets two: the shapes are tiny, and on a
      * shared machine idle OpenMP threads spin-wait for descheduled ones. */
     octav_set_threads(1);
+    init_shapes();
     RUN(test_ref_small);
     RUN(test_ref_gradcheck);
     RUN(test_backends_vs_ref);
-    RUN(test_gemm_chunks);
+    RUN(test_gemm_modes);
     RUN(test_threads);
     RUN(test_torch_fixtures);
     RUN(test_errors);

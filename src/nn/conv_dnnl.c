@@ -66,12 +66,26 @@ static octav_status dnnl_err(dnnl_status_t s, const char *what) {
 #define DN(call, what) do { dnnl_status_t s_ = (call); \
     if (s_ != dnnl_success) return dnnl_err(s_, what); } while (0)
 
-/* The rule AUTO uses: blocked layouts (with reorders) for everything oneDNN
- * runs with its direct JIT kernels on blocked data, plain where ... (see
- * the measurements in bench/conv_timing.c). */
+/* The per-primitive rule of CONV_DNNL_AUTO, from bench/conv_timing.c
+ * (batch 128, 2 threads; see the commit that set it):
+ *  - 1x1, stride 1, no padding: PLAIN for all three (oneDNN runs them as
+ *    one GEMM per image on NCHW; the reorders would cost more than the
+ *    convolution);
+ *  - fewer than 16 input channels (not depthwise): forward and backward
+ *    weights BLOCKED (the JIT kernels take plain NCHW src there), backward
+ *    data PLAIN (its blocked kernel pads c_in to 16);
+ *  - everything else, depthwise included: BLOCKED. */
+static void pick_layouts(const octav_conv2d_desc *d, int lay[3]) {
+    int pointwise = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+                    d->pad_h == 0 && d->pad_w == 0;
+    lay[0] = lay[1] = lay[2] = pointwise ? CONV_DNNL_PLAIN : CONV_DNNL_BLOCKED;
+    if (!pointwise && !conv_is_depthwise(d) && d->c_in / d->groups < 16) lay[1] = CONV_DNNL_PLAIN;
+}
+
 int octav_conv_dnnl_pick_layout(const octav_conv2d_desc *d) {
-    (void)d;
-    return CONV_DNNL_BLOCKED;
+    int lay[3];
+    pick_layouts(d, lay);
+    return lay[0];
 }
 
 static void slot_free(slot *t) {
@@ -154,7 +168,7 @@ static octav_status set_handle(dnnl_memory_t m, const void *p) {
 
 /* Creates the three primitives and everything they need. The three pds are
  * destroyed on every path; primitives and memories end up in s. */
-static octav_status build(octav_conv2d *c, dnnl_state *s, int blocked) {
+static octav_status build(octav_conv2d *c, dnnl_state *s, const int lay[3]) {
     const octav_conv2d_desc *d = &c->d;
     const int64_t G = d->groups;
     dnnl_dims_t xd = {d->n, d->c_in, d->h_in, d->w_in};
@@ -167,6 +181,7 @@ static octav_status build(octav_conv2d *c, dnnl_state *s, int blocked) {
     dnnl_dims_t pr = {(d->h_out - 1) * d->stride_h + d->kh - d->h_in - d->pad_h,
                       (d->w_out - 1) * d->stride_w + d->kw - d->w_in - d->pad_w};
     dnnl_memory_desc_t x_md, y_md, w_md, b_md, xa, ya, wa;
+    const dnnl_memory_desc_t *px[3], *py[3], *pw[3]; /* per primitive: fwd, bwd data, bwd wts */
     const int wnd = G > 1 ? 5 : 4;
     const dnnl_dim_t *wdims = G > 1 ? wd5 : wd4;
     DN(dnnl_memory_desc_init_by_tag(&x_md, 4, xd, dnnl_f32, dnnl_nchw), "memory desc");
@@ -174,15 +189,15 @@ static octav_status build(octav_conv2d *c, dnnl_state *s, int blocked) {
     DN(dnnl_memory_desc_init_by_tag(&w_md, wnd, wdims, dnnl_f32, G > 1 ? dnnl_goihw : dnnl_oihw),
        "memory desc");
     DN(dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x), "memory desc");
-    if (blocked) {
-        DN(dnnl_memory_desc_init_by_tag(&xa, 4, xd, dnnl_f32, dnnl_format_tag_any), "memory desc");
-        DN(dnnl_memory_desc_init_by_tag(&ya, 4, yd, dnnl_f32, dnnl_format_tag_any), "memory desc");
-        DN(dnnl_memory_desc_init_by_tag(&wa, wnd, wdims, dnnl_f32, dnnl_format_tag_any),
-           "memory desc");
-    } else {
-        xa = x_md;
-        ya = y_md;
-        wa = w_md;
+    DN(dnnl_memory_desc_init_by_tag(&xa, 4, xd, dnnl_f32, dnnl_format_tag_any), "memory desc");
+    DN(dnnl_memory_desc_init_by_tag(&ya, 4, yd, dnnl_f32, dnnl_format_tag_any), "memory desc");
+    DN(dnnl_memory_desc_init_by_tag(&wa, wnd, wdims, dnnl_f32, dnnl_format_tag_any),
+       "memory desc");
+    for (int i = 0; i < 3; i++) {
+        int blk = lay[i] == CONV_DNNL_BLOCKED;
+        px[i] = blk ? &xa : &x_md;
+        py[i] = blk ? &ya : &y_md;
+        pw[i] = blk ? &wa : &w_md;
     }
     dnnl_primitive_attr_t attr;
     DN(dnnl_primitive_attr_create(&attr), "attr");
@@ -191,15 +206,15 @@ static octav_status build(octav_conv2d *c, dnnl_state *s, int blocked) {
     dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
     if (e == dnnl_success)
         e = dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
-                                               &xa, &wa, &b_md, &ya, strides, pl, pr);
+                                               px[0], pw[0], &b_md, py[0], strides, pl, pr);
     if (e == dnnl_success) e = dnnl_primitive_desc_create(&fpd, &fd, attr, s->eng, NULL);
     if (e == dnnl_success)
-        e = dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &xa, &wa, &ya,
-                                                     strides, pl, pr);
+        e = dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, px[1], pw[1],
+                                                     py[1], strides, pl, pr);
     if (e == dnnl_success) e = dnnl_primitive_desc_create(&dpd, &dd, attr, s->eng, fpd);
     if (e == dnnl_success)
-        e = dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &xa, &wa,
-                                                        &b_md, &ya, strides, pl, pr);
+        e = dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, px[2],
+                                                        pw[2], &b_md, py[2], strides, pl, pr);
     if (e == dnnl_success) e = dnnl_primitive_desc_create(&wpd, &wdsc, attr, s->eng, fpd);
     octav_status st = e == dnnl_success ? OCTAV_OK : dnnl_err(e, "convolution primitive");
     size_t scratch = 0;
@@ -276,10 +291,10 @@ static octav_status dnnl_create_(octav_conv2d *c) {
     c->impl = s;
     DN(dnnl_engine_create(&s->eng, dnnl_cpu, 0), "engine");
     DN(dnnl_stream_create(&s->strm, s->eng, dnnl_stream_default_flags), "stream");
-    int layout = c->dnnl_layout;
-    if (layout == CONV_DNNL_AUTO) layout = octav_conv_dnnl_pick_layout(&c->d);
-    c->dnnl_layout = layout;
-    return build(c, s, layout == CONV_DNNL_BLOCKED);
+    int lay[3] = {c->dnnl_layout, c->dnnl_layout, c->dnnl_layout};
+    if (c->dnnl_layout == CONV_DNNL_AUTO) pick_layouts(&c->d, lay);
+    memcpy(c->dnnl_used, lay, sizeof lay);
+    return build(c, s, lay);
 }
 
 /* Runs prim with args plus the scratchpad. */

@@ -43,18 +43,25 @@
 #define CHUNK_MAX_COL_FLOATS ((int64_t)1 << 22)
 
 typedef struct {
-    int64_t nb;          /* images per chunk */
-    float *col;          /* [K, nb*P] */
-    float *obuf;         /* [cog, nb*P], nb > 1 only */
-    float *acc;          /* depthwise: [acc_threads][kh*kw + 1][w_out] */
-    int acc_threads;
+    int per_image;       /* the per-image mode (else chunks) */
+    int threads_made;    /* per-image: workspace slices */
+    int64_t nb;          /* chunks: images per chunk */
+    float *col;          /* chunks: [K, nb*P]; per image: [threads][K, P] */
+    float *obuf;         /* chunks: [cog, nb*P], nb > 1 only */
+    float *pdw;          /* per image: [threads][c_out, K] partial dw */
+    int *pused;          /* per image: [threads] thread had images */
+    conv_dw_plan *dwp;   /* depthwise: conv_dw.c's plan */
+    float *ws;           /* depthwise: its workspace, ws_threads slices */
+    int ws_threads;
     int depthwise;       /* groups == c_in: the plane kernels */
     int pointwise;       /* 1x1, stride 1, no padding */
 } gemm_state;
 
 static int64_t chunk_cols = CHUNK_COLS;
+static int gemm_mode; /* 0 the rule in gemm_create, 1 chunks, 2 per image */
 
 void octav_conv_gemm_set_chunk_cols(int64_t cols) { chunk_cols = cols > 0 ? cols : CHUNK_COLS; }
+void octav_conv_gemm_set_mode(int mode) { gemm_mode = mode >= 0 && mode <= 2 ? mode : 0; }
 
 /* Output positions o in [*lo, *hi) whose input index o*s - p + k is inside
  * [0, n_in), clipped to [0, n_out). */
@@ -69,178 +76,49 @@ static void valid_range(int64_t k, int s, int p, int64_t n_in, int64_t n_out,
     *hi = h;
 }
 
-/* ---- depthwise plane kernels ------------------------------------------------- */
-
-/* y [HO, WO] = bias + sum_ij w[i,j] * x shifted; x [H, W]. */
-OCTAV_CLONES
-static void dw_plane_forward(const octav_conv2d_desc *d, const float *x, const float *w,
-                             float bias, float *y) {
-    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out;
-    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
-    for (int64_t oh = 0; oh < HO; oh++) {
-        float *yr = y + oh * WO;
-        for (int64_t ow = 0; ow < WO; ow++) yr[ow] = bias;
-        for (int64_t i = 0; i < d->kh; i++) {
-            int64_t ih = oh * sh - ph + i;
-            if (ih < 0 || ih >= H) continue;
-            const float *xr = x + ih * W;
-            for (int64_t j = 0; j < d->kw; j++) {
-                int64_t lo, hi, off = j - pw;
-                valid_range(j, sw, pw, W, WO, &lo, &hi);
-                const float wv = w[i * d->kw + j];
-                if (sw == 1) {
-#pragma omp simd
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow + off];
-                } else {
-#pragma omp simd
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * sw + off];
-                }
-            }
-        }
-    }
-}
-
-/* dx [H, W] += the scatter of dy [HO, WO] through w (dx zeroed by the caller). */
-OCTAV_CLONES
-static void dw_plane_backward_data(const octav_conv2d_desc *d, const float *dy,
-                                   const float *w, float *dx) {
-    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out;
-    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
-    for (int64_t oh = 0; oh < HO; oh++) {
-        const float *dyr = dy + oh * WO;
-        for (int64_t i = 0; i < d->kh; i++) {
-            int64_t ih = oh * sh - ph + i;
-            if (ih < 0 || ih >= H) continue;
-            float *dxr = dx + ih * W;
-            for (int64_t j = 0; j < d->kw; j++) {
-                int64_t lo, hi, off = j - pw;
-                valid_range(j, sw, pw, W, WO, &lo, &hi);
-                const float wv = w[i * d->kw + j];
-                if (sw == 1) {
-#pragma omp simd
-                    for (int64_t ow = lo; ow < hi; ow++) dxr[ow + off] += wv * dyr[ow];
-                } else {
-#pragma omp simd
-                    for (int64_t ow = lo; ow < hi; ow++) dxr[ow * sw + off] += wv * dyr[ow];
-                }
-            }
-        }
-    }
-}
-
-/* acc [kh*kw][WO] += dy row * shifted x row per tap, accb [WO] += dy rows. */
-OCTAV_CLONES
-static void dw_plane_backward_weights(const octav_conv2d_desc *d, const float *x,
-                                      const float *dy, float *acc, float *accb) {
-    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out;
-    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
-    for (int64_t oh = 0; oh < HO; oh++) {
-        const float *dyr = dy + oh * WO;
-        if (accb) {
-#pragma omp simd
-            for (int64_t ow = 0; ow < WO; ow++) accb[ow] += dyr[ow];
-        }
-        if (!acc) continue;
-        for (int64_t i = 0; i < d->kh; i++) {
-            int64_t ih = oh * sh - ph + i;
-            if (ih < 0 || ih >= H) continue;
-            const float *xr = x + ih * W;
-            for (int64_t j = 0; j < d->kw; j++) {
-                int64_t lo, hi, off = j - pw;
-                valid_range(j, sw, pw, W, WO, &lo, &hi);
-                float *a = acc + (i * d->kw + j) * WO;
-                if (sw == 1) {
-#pragma omp simd
-                    for (int64_t ow = lo; ow < hi; ow++) a[ow] += dyr[ow] * xr[ow + off];
-                } else {
-#pragma omp simd
-                    for (int64_t ow = lo; ow < hi; ow++) a[ow] += dyr[ow] * xr[ow * sw + off];
-                }
-            }
-        }
-    }
-}
-
 static double sum_row(const float *a, int64_t n) {
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)a[i];
     return s;
 }
 
-static void dw_forward(const octav_conv2d_desc *d, const float *x, const float *w,
-                       const float *b, float *y) {
-    const int64_t C = d->c_out, cog = d->c_out / d->groups, HW = d->h_in * d->w_in;
-    const int64_t P = d->h_out * d->w_out, KK = d->kh * d->kw;
-#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
-    for (int64_t r = 0; r < d->n * C; r++) {
-        int64_t n = r / C, co = r % C;
-        dw_plane_forward(d, x + (n * d->c_in + co / cog) * HW, w + co * KK,
-                         b ? b[co] : 0.0f, y + r * P);
-    }
-}
-
-static void dw_backward(gemm_state *s, const octav_conv2d_desc *d, const float *x,
-                        const float *w, const float *dy, float *dx, float *dw, float *db) {
-    const int64_t C = d->c_out, cog = d->c_out / d->groups, HW = d->h_in * d->w_in;
-    const int64_t P = d->h_out * d->w_out, KK = d->kh * d->kw, WO = d->w_out;
-    if (dx) {
-#pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
-        for (int64_t r = 0; r < d->n * d->c_in; r++) {
-            int64_t n = r / d->c_in, ci = r % d->c_in;
-            float *dxp = dx + r * HW;
-            memset(dxp, 0, (size_t)HW * sizeof *dxp);
-            for (int64_t co = ci * cog; co < (ci + 1) * cog; co++)
-                dw_plane_backward_data(d, dy + (n * C + co) * P, w + co * KK, dxp);
-        }
-    }
-    if (!dw && !db) return;
-    int nt = octav_get_threads();
-    if (nt > s->acc_threads) nt = s->acc_threads;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t co = 0; co < C; co++) {
-        float *acc = s->acc + (int64_t)omp_get_thread_num() * (KK + 1) * WO;
-        float *accb = acc + KK * WO;
-        memset(acc, 0, (size_t)((KK + 1) * WO) * sizeof *acc);
-        for (int64_t n = 0; n < d->n; n++)
-            dw_plane_backward_weights(d, x ? x + (n * d->c_in + co / cog) * HW : NULL,
-                                      dy + (n * C + co) * P, dw ? acc : NULL,
-                                      db ? accb : NULL);
-        if (dw)
-            for (int64_t k = 0; k < KK; k++) dw[co * KK + k] = (float)sum_row(acc + k * WO, WO);
-        if (db) db[co] = (float)sum_row(accb, WO);
-    }
-}
-
 /* ---- im2col / col2im ------------------------------------------------------------ */
 
-/* col [K, nb*P] of images n0 .. n0+nb-1, group g. */
+/* Row k of one image's im2col matrix: row [P] from the group's input
+ * planes xg [cig, H, W]. */
+static void im2col_row(const octav_conv2d_desc *d, const float *xg, int64_t k, float *row) {
+    const int64_t KK = d->kh * d->kw, ci = k / KK, ki = (k % KK) / d->kw, kj = k % d->kw;
+    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out;
+    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
+    const float *xp = xg + ci * H * W;
+    int64_t lo, hi, off = kj - pw;
+    valid_range(kj, sw, pw, W, WO, &lo, &hi);
+    for (int64_t oh = 0; oh < HO; oh++) {
+        float *o = row + oh * WO;
+        int64_t ih = oh * sh - ph + ki;
+        if (ih < 0 || ih >= H) {
+            memset(o, 0, (size_t)WO * sizeof *o);
+            continue;
+        }
+        const float *xr = xp + ih * W;
+        for (int64_t ow = 0; ow < lo; ow++) o[ow] = 0.0f;
+        if (sw == 1)
+            memcpy(o + lo, xr + lo + off, (size_t)(hi - lo) * sizeof *o);
+        else
+            for (int64_t ow = lo; ow < hi; ow++) o[ow] = xr[ow * sw + off];
+        for (int64_t ow = hi; ow < WO; ow++) o[ow] = 0.0f;
+    }
+}
+
+/* col [K, nb*P] of images n0 .. n0+nb-1, group g (all threads). */
 static void im2col(const octav_conv2d_desc *d, const float *x, int64_t n0, int64_t nb,
                    int64_t g, float *col) {
-    const int64_t cig = d->c_in / d->groups, KK = d->kh * d->kw, K = cig * KK;
-    const int64_t H = d->h_in, W = d->w_in, HO = d->h_out, WO = d->w_out, P = HO * WO;
-    const int sh = d->stride_h, sw = d->stride_w, ph = d->pad_h, pw = d->pad_w;
+    const int64_t cig = d->c_in / d->groups, K = cig * d->kh * d->kw;
+    const int64_t P = d->h_out * d->w_out, HW = d->h_in * d->w_in;
 #pragma omp parallel for num_threads(octav_get_threads()) schedule(static)
     for (int64_t r = 0; r < nb * K; r++) {
-        const int64_t i = r / K, k = r % K, ci = k / KK, ki = (k % KK) / d->kw, kj = k % d->kw;
-        const float *xp = x + ((n0 + i) * d->c_in + g * cig + ci) * H * W;
-        float *row = col + k * nb * P + i * P;
-        int64_t lo, hi, off = kj - pw;
-        valid_range(kj, sw, pw, W, WO, &lo, &hi);
-        for (int64_t oh = 0; oh < HO; oh++) {
-            float *o = row + oh * WO;
-            int64_t ih = oh * sh - ph + ki;
-            if (ih < 0 || ih >= H) {
-                memset(o, 0, (size_t)WO * sizeof *o);
-                continue;
-            }
-            const float *xr = xp + ih * W;
-            for (int64_t ow = 0; ow < lo; ow++) o[ow] = 0.0f;
-            if (sw == 1)
-                memcpy(o + lo, xr + lo + off, (size_t)(hi - lo) * sizeof *o);
-            else
-                for (int64_t ow = lo; ow < hi; ow++) o[ow] = xr[ow * sw + off];
-            for (int64_t ow = hi; ow < WO; ow++) o[ow] = 0.0f;
-        }
+        const int64_t i = r / K, k = r % K;
+        im2col_row(d, x + ((n0 + i) * d->c_in + g * cig) * HW, k, col + k * nb * P + i * P);
     }
 }
 
@@ -325,11 +203,27 @@ static octav_status gemm_create(octav_conv2d *c) {
     s->pointwise = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
                    d->pad_h == 0 && d->pad_w == 0;
     if (s->depthwise) {
+        octav_status st = octav_conv_dw_plan_make(d, &s->dwp);
+        if (st != OCTAV_OK) return st;
         int nt = octav_get_threads();
-        s->acc_threads = nt > 0 ? nt : 1;
-        s->acc = octav_malloc((size_t)(s->acc_threads * (d->kh * d->kw + 1) * d->w_out) *
-                              sizeof(float));
-        if (!s->acc)
+        s->ws_threads = nt > 0 ? nt : 1;
+        s->ws = octav_calloc((size_t)(s->ws_threads * octav_conv_dw_workspace(s->dwp)),
+                             sizeof(float));
+        if (!s->ws)
+            return octav_set_error(OCTAV_ENOMEM, "conv2d gemm: out of memory for the workspace");
+        return OCTAV_OK;
+    }
+    if (K > INT_MAX || cog > INT_MAX || P > INT_MAX)
+        return octav_set_error(OCTAV_EUNSUPPORTED,
+                               "conv2d gemm: a GEMM dimension exceeds the BLAS's int");
+    int nt = octav_get_threads();
+    s->threads_made = nt > 0 ? nt : 1;
+    s->per_image = gemm_mode == 2 || (gemm_mode == 0 && d->n >= s->threads_made);
+    if (s->per_image) {
+        if (!s->pointwise) s->col = octav_malloc((size_t)(s->threads_made * K * P) * sizeof(float));
+        s->pdw = octav_malloc((size_t)(s->threads_made * d->c_out * K) * sizeof(float));
+        s->pused = octav_calloc((size_t)s->threads_made, sizeof(int));
+        if ((!s->pointwise && !s->col) || !s->pdw || !s->pused)
             return octav_set_error(OCTAV_ENOMEM, "conv2d gemm: out of memory for the workspace");
         return OCTAV_OK;
     }
@@ -337,7 +231,7 @@ static octav_status gemm_create(octav_conv2d *c) {
     if (nb > d->n) nb = d->n;
     while (nb > 1 && K * nb * P > CHUNK_MAX_COL_FLOATS) nb--;
     if (nb < 1) nb = 1;
-    if (K > INT_MAX || cog > INT_MAX || nb * P > INT_MAX)
+    if (nb * P > INT_MAX)
         return octav_set_error(OCTAV_EUNSUPPORTED,
                                "conv2d gemm: a GEMM dimension exceeds the BLAS's int");
     s->nb = nb;
@@ -353,9 +247,100 @@ static void gemm_destroy(octav_conv2d *c) {
     if (!s) return;
     octav_free(s->col);
     octav_free(s->obuf);
-    octav_free(s->acc);
+    octav_free(s->pdw);
+    octav_free(s->pused);
+    octav_conv_dw_plan_free(s->dwp);
+    octav_free(s->ws);
     octav_free(s);
     c->impl = NULL;
+}
+
+static int team(const gemm_state *s) {
+    int nt = octav_get_threads();
+    return nt < 1 ? 1 : nt > s->threads_made ? s->threads_made : nt;
+}
+
+/* Per-image mode: each thread takes whole images (a static share) and calls
+ * a single-threaded sgemm per image and group: BLIS, inside the parallel
+ * region, gets one thread (nested parallelism is off by default). */
+static void forward_per_image(const octav_conv2d_desc *d, gemm_state *s, const float *x,
+                              const float *w, const float *b, float *y) {
+    const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups;
+    const int64_t K = cig * d->kh * d->kw, P = d->h_out * d->w_out, HW = d->h_in * d->w_in;
+#pragma omp parallel num_threads(team(s))
+    {
+        float *col = s->col ? s->col + (int64_t)omp_get_thread_num() * K * P : NULL;
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < d->n; n++)
+            for (int64_t g = 0; g < d->groups; g++) {
+                const float *xg = x + (n * d->c_in + g * cig) * HW, *bm = xg;
+                if (!s->pointwise) {
+                    for (int64_t k = 0; k < K; k++) im2col_row(d, xg, k, col + k * P);
+                    bm = col;
+                }
+                float *cm = y + (n * d->c_out + g * cog) * P;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cog, (int)P, (int)K,
+                            1.0f, w + g * cog * K, (int)K, bm, (int)P, 0.0f, cm, (int)P);
+                if (b)
+                    for (int64_t co = 0; co < cog; co++) {
+                        const float bv = b[g * cog + co];
+                        float *r = cm + co * P;
+                        for (int64_t p = 0; p < P; p++) r[p] += bv;
+                    }
+            }
+    }
+}
+
+/* dw is the sum, in thread order, of each thread's partial over its images. */
+static void backward_per_image(const octav_conv2d_desc *d, gemm_state *s, const float *x,
+                               const float *w, const float *dy, float *dx, float *dw) {
+    const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, KK = d->kh * d->kw;
+    const int64_t K = cig * KK, P = d->h_out * d->w_out, HW = d->h_in * d->w_in;
+    const int nt = team(s);
+#pragma omp parallel num_threads(nt)
+    {
+        const int tid = omp_get_thread_num();
+        float *col = s->col ? s->col + (int64_t)tid * K * P : NULL;
+        float *pdw = s->pdw + (int64_t)tid * d->c_out * K;
+        int first = 1;
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < d->n; n++) {
+            for (int64_t g = 0; g < d->groups; g++) {
+                const float *dyg = dy + (n * d->c_out + g * cog) * P;
+                const float *xg = dw ? x + (n * d->c_in + g * cig) * HW : NULL;
+                if (dw) {
+                    const float *bm = xg;
+                    if (!s->pointwise) {
+                        for (int64_t k = 0; k < K; k++) im2col_row(d, xg, k, col + k * P);
+                        bm = col;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)cog, (int)K, (int)P,
+                                1.0f, dyg, (int)P, bm, (int)P, first ? 0.0f : 1.0f,
+                                pdw + g * cog * K, (int)K);
+                }
+                if (dx) {
+                    float *dxg = dx + (n * d->c_in + g * cig) * HW;
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)P, (int)cog,
+                                1.0f, w + g * cog * K, (int)K, dyg, (int)P, 0.0f,
+                                s->pointwise ? dxg : col, (int)P);
+                    if (!s->pointwise)
+                        for (int64_t ci = 0; ci < cig; ci++)
+                            col2im_plane(d, col + ci * KK * P, P, dxg + ci * HW);
+                }
+            }
+            first = 0;
+        }
+        s->pused[tid] = !first;
+    }
+    if (!dw) return;
+    const int64_t nw = d->c_out * K;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < nw; i++) {
+        float t = 0.0f;
+        for (int u = 0; u < nt; u++)
+            if (s->pused[u]) t += s->pdw[(int64_t)u * nw + i];
+        dw[i] = t;
+    }
 }
 
 static octav_status gemm_forward(octav_conv2d *c, const float *x, const float *w,
@@ -363,7 +348,11 @@ static octav_status gemm_forward(octav_conv2d *c, const float *x, const float *w
     const octav_conv2d_desc *d = &c->d;
     gemm_state *s = c->impl;
     if (s->depthwise) {
-        dw_forward(d, x, w, b, y);
+        octav_conv_dw_forward(s->dwp, d, x, w, b, y, s->ws, s->ws_threads);
+        return OCTAV_OK;
+    }
+    if (s->per_image) {
+        forward_per_image(d, s, x, w, b, y);
         return OCTAV_OK;
     }
     const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups;
@@ -407,13 +396,17 @@ static octav_status gemm_backward(octav_conv2d *c, const float *x, const float *
     const octav_conv2d_desc *d = &c->d;
     gemm_state *s = c->impl;
     if (s->depthwise) {
-        dw_backward(s, d, x, w, dy, dx, dw, db);
+        octav_conv_dw_backward(s->dwp, d, x, w, dy, dx, dw, db, s->ws, s->ws_threads);
         return OCTAV_OK;
     }
     const int64_t cig = d->c_in / d->groups, cog = d->c_out / d->groups;
     const int64_t K = cig * d->kh * d->kw, P = d->h_out * d->w_out, HW = d->h_in * d->w_in;
     if (db) bias_grad(d, dy, db);
     if (!dx && !dw) return OCTAV_OK;
+    if (s->per_image) {
+        backward_per_image(d, s, x, w, dy, dx, dw);
+        return OCTAV_OK;
+    }
     for (int64_t n0 = 0; n0 < d->n; n0 += s->nb) {
         const int64_t nb = d->n - n0 < s->nb ? d->n - n0 : s->nb;
         const int ld = (int)(nb * P);

@@ -13,7 +13,9 @@ struct octav_conv2d {
     octav_backend kind;         /* resolved, never AUTO */
     const conv_backend *be;
     void *impl;                 /* the backend's state (primitives, workspace) */
-    int dnnl_layout;            /* DNNL only: CONV_DNNL_* actually used */
+    int dnnl_layout;            /* DNNL only: CONV_DNNL_* asked for */
+    int dnnl_used[3];           /* DNNL only: layout of forward, backward data,
+                                   backward weights (PLAIN or BLOCKED) */
 };
 
 /* A backend. create fills c->impl (workspace included: forward and backward
@@ -48,6 +50,23 @@ int octav_conv_dnnl_pick_layout(const octav_conv2d_desc *d);
 /* GEMM backend: the im2col chunk width (columns) of plans created afterwards;
  * 0 restores the default. Not thread-safe: for tests and benchmarks. */
 void octav_conv_gemm_set_chunk_cols(int64_t cols);
+/* GEMM backend: the mode of plans created afterwards: 0 the rule, 1 chunks
+ * of images with multithreaded GEMMs, 2 images in parallel with
+ * single-threaded GEMMs. Not thread-safe: for tests and benchmarks. */
+void octav_conv_gemm_set_mode(int mode);
+
+/* Direct depthwise kernels (conv_dw.c) for groups == c_in: a plan of tap
+ * offsets, a zeroed workspace of octav_conv_dw_workspace floats per thread
+ * (for up to threads_made threads), forward and backward on whole tensors. */
+typedef struct conv_dw_plan conv_dw_plan;
+octav_status octav_conv_dw_plan_make(const octav_conv2d_desc *d, conv_dw_plan **out);
+void octav_conv_dw_plan_free(conv_dw_plan *p);
+int64_t octav_conv_dw_workspace(const conv_dw_plan *p);
+void octav_conv_dw_forward(const conv_dw_plan *p, const octav_conv2d_desc *d, const float *x,
+                           const float *w, const float *b, float *y, float *ws, int threads_made);
+void octav_conv_dw_backward(const conv_dw_plan *p, const octav_conv2d_desc *d, const float *x,
+                            const float *w, const float *dy, float *dx, float *dw, float *db,
+                            float *ws, int threads_made);
 
 /* Whole-plan sizes as int64 (the desc is checked, so no overflow). */
 static inline int64_t conv_x_numel(const octav_conv2d_desc *d) {

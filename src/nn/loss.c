@@ -1,8 +1,10 @@
 /* loss.c -- row softmax, softmax cross-entropy with label smoothing, and
  * the embedding lookup, forward and backward.
  *
- * Rows are independent and run in parallel; row sums (softmax
- * normalisers, losses) are taken in double in index order. The mean loss
+ * Rows are independent and run in parallel. exp(x - max) is vexp.h's
+ * (within 1 ulp of the correctly rounded float, vectorised); the softmax
+ * normaliser is summed in double in 8 lanes (element j into lane j % 8),
+ * and each row's loss in double. The mean loss
  * sums the rows in at most XENT_BLOCKS fixed blocks (block b covers rows
  * [b n / nb, (b+1) n / nb)), then the blocks in order, so it depends on n
  * only, never on the thread count. The embedding backward sums rows of dy
@@ -59,10 +61,19 @@ static void scale_run(float *y, int64_t d, double inv) {
 }
 
 /* y = exp(x - max) / sum for one row (sum in double); lse = log sum exp x. */
-static void softmax_row(const float *x, float *y, int64_t d, double *lse_out) {
+/* max of a row: exact in any order (a NaN anywhere makes the whole softmax
+ * NaN through exp(NaN - m) either way; the sign of a zero maximum does not
+ * change x - m), so the reduction may vectorise */
+OCTAV_CLONES
+static float row_max(const float *x, int64_t d) {
     float m = x[0];
-    for (int64_t j = 1; j < d; j++)
-        if (x[j] > m) m = x[j];
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 1; j < d; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+static void softmax_row(const float *x, float *y, int64_t d, double *lse_out) {
+    const float m = row_max(x, d);
     exp_shifted(x, y, d, m);
     const double sum = sum_lanes(y, d);
     scale_run(y, d, 1.0 / sum);

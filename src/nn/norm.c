@@ -9,8 +9,8 @@
  *    channel's first element (a shifted single pass: exact differences in
  *    double, no cancellation for data far from zero).
  *  - BatchNorm with small hw (hw == 1 after a linear layer): blocks of
- *    BN_CBLOCK channels, one plain double accumulator per channel, samples in
- *    order (the inner loop runs across channels and vectorises).
+ *    BN_CBLOCK channels (blocks in parallel), one plain double accumulator
+ *    per channel, elements in memory order.
  *  - LayerNorm: one row at a time (rows in parallel), two passes over the
  *    row (mean, then squared deviations) into 8 lanes; dgamma / dbeta sum
  *    over rows in row order per column (columns in parallel).

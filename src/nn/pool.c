@@ -10,7 +10,9 @@
  *    maximum wins, a NaN propagates). Padding is never selected. argmax is
  *    the flat index within the input plane. A window lying wholly in the
  *    padding (only possible with p > k/2, which PyTorch rejects) gives -inf
- *    and argmax -1, and no gradient.
+ *    and argmax -1, and no gradient. For k = 2 and 3 the windows inside the
+ *    plane are computed across a row of outputs at once (vectorised, the
+ *    same steps in the same order), the border ones one by one.
  *  - Avg pool: the window sum (float, row by row) divided by k*k
  *    (count_include_pad=True); backward adds dy / (k*k) to the window.
  *  - Global average pool: the plane mean, summed in double.
@@ -32,8 +34,15 @@ static void window(int64_t o, int k, int s, int p, int64_t h, int64_t *lo, int64
     *hi = b > h ? h : b;
 }
 
+#if OCTAV_HAVE_X86_SIMD && defined(__GNUC__) && !defined(__clang__)
+#define OCTAV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OCTAV_CLONES
+#endif
+
 /* Replaces (best, idx) by (v, j) when v is greater or NaN; branch-free (the
- * outcome is data-dependent and mispredicts). */
+ * outcome is data-dependent and mispredicts; both compares unconditional so
+ * that the vectoriser if-converts the selects). */
 #define MAX_STEP(v, j)                                                                             \
     do {                                                                                           \
         const float v_ = (v);                                                                      \
@@ -42,54 +51,88 @@ static void window(int64_t o, int k, int s, int p, int64_t h, int64_t *lo, int64
         idx = take_ ? (j) : idx;                                                                   \
     } while (0)
 
-/* Any window; the 3x3 windows lying inside the plane are unrolled. */
-static void maxpool_plane(const float *x, float *y, int32_t *am, int64_t h, int64_t w, int64_t ho,
-                          int64_t wo, int k, int s, int p) {
-    for (int64_t oh = 0; oh < ho; oh++) {
-        int64_t h0, h1;
-        window(oh, k, s, p, h, &h0, &h1);
-        for (int64_t ow = 0; ow < wo; ow++) {
-            int64_t w0, w1;
-            window(ow, k, s, p, w, &w0, &w1);
-            float best = -INFINITY;
-            int64_t idx = (h0 < h1 && w0 < w1) ? h0 * w + w0 : -1;
-            if (k == 3 && h1 - h0 == 3 && w1 - w0 == 3) {
-                const int64_t i = h0 * w + w0;
-                const float *r0 = x + i, *r1 = r0 + w, *r2 = r1 + w;
-                MAX_STEP(r0[0], i);
-                MAX_STEP(r0[1], i + 1);
-                MAX_STEP(r0[2], i + 2);
-                MAX_STEP(r1[0], i + w);
-                MAX_STEP(r1[1], i + w + 1);
-                MAX_STEP(r1[2], i + w + 2);
-                MAX_STEP(r2[0], i + 2 * w);
-                MAX_STEP(r2[1], i + 2 * w + 1);
-                MAX_STEP(r2[2], i + 2 * w + 2);
-            } else {
-                for (int64_t ih = h0; ih < h1; ih++)
-                    for (int64_t iw = w0; iw < w1; iw++) MAX_STEP(x[ih * w + iw], ih * w + iw);
-            }
-            y[oh * wo + ow] = best;
-            if (am) am[oh * wo + ow] = (int32_t)idx;
-        }
-    }
+/* Any window, clipped to the plane. */
+static void max_window(const float *x, int64_t w, int64_t oh, int64_t ow, int64_t h, int k, int s,
+                       int p, float *y, int32_t *am) {
+    int64_t h0, h1, w0, w1;
+    window(oh, k, s, p, h, &h0, &h1);
+    window(ow, k, s, p, w, &w0, &w1);
+    float best = -INFINITY;
+    int64_t idx = (h0 < h1 && w0 < w1) ? h0 * w + w0 : -1;
+    for (int64_t ih = h0; ih < h1; ih++)
+        for (int64_t iw = w0; iw < w1; iw++) MAX_STEP(x[ih * w + iw], ih * w + iw);
+    *y = best;
+    if (am) *am = (int32_t)idx;
 }
 
-/* The common k = s = 2, p = 0 case. */
-static void maxpool_plane_2x2(const float *x, float *y, int32_t *am, int64_t w, int64_t ho,
-                              int64_t wo) {
+/* Outputs [o0, o1) of one output row whose k x k windows (k = 2, 3) lie
+ * inside the plane, window o starting at flat index base + s o; vectorised
+ * across the outputs (the same steps in the same order as max_window). */
+#define STEPS2                                                                                     \
+    MAX_STEP(x[i], i);                                                                             \
+    MAX_STEP(x[i + 1], i + 1);                                                                     \
+    MAX_STEP(x[i + w], i + w);                                                                     \
+    MAX_STEP(x[i + w + 1], i + w + 1)
+#define STEPS3                                                                                     \
+    MAX_STEP(x[i], i);                                                                             \
+    MAX_STEP(x[i + 1], i + 1);                                                                     \
+    MAX_STEP(x[i + 2], i + 2);                                                                     \
+    MAX_STEP(x[i + w], i + w);                                                                     \
+    MAX_STEP(x[i + w + 1], i + w + 1);                                                             \
+    MAX_STEP(x[i + w + 2], i + w + 2);                                                             \
+    MAX_STEP(x[i + 2 * w], i + 2 * w);                                                             \
+    MAX_STEP(x[i + 2 * w + 1], i + 2 * w + 1);                                                     \
+    MAX_STEP(x[i + 2 * w + 2], i + 2 * w + 2)
+#define MAX_ROW(name, STEPS, STORE_IDX, STRIDE)                                                    \
+    OCTAV_CLONES                                                                                   \
+    static void name(const float *x, float *y, int32_t *am, int32_t w, int32_t base, int32_t s,   \
+                     int64_t o0, int64_t o1) {                                                     \
+        (void)s;                                                                                   \
+        _Pragma("omp simd")                                                                        \
+        for (int64_t o = o0; o < o1; o++) {                                                        \
+            const int32_t i = base + (STRIDE) * (int32_t)o;                                        \
+            float best = -INFINITY;                                                                \
+            int32_t idx = i;                                                                       \
+            STEPS;                                                                                 \
+            y[o] = best;                                                                           \
+            STORE_IDX;                                                                             \
+        }                                                                                          \
+    }
+/* stride 2 as a constant: even / odd loads instead of gathers */
+MAX_ROW(max_row2_s2, STEPS2, am[o] = idx, 2)
+MAX_ROW(max_row3_s2, STEPS3, am[o] = idx, 2)
+MAX_ROW(max_row2, STEPS2, am[o] = idx, s)
+MAX_ROW(max_row3, STEPS3, am[o] = idx, s)
+MAX_ROW(max_row2_noidx, STEPS2, (void)am; (void)idx, s)
+MAX_ROW(max_row3_noidx, STEPS3, (void)am; (void)idx, s)
+
+static void maxpool_plane(const float *x, float *y, int32_t *am, int64_t h, int64_t w, int64_t ho,
+                          int64_t wo, int k, int s, int p) {
+    /* outputs whose windows lie inside along w: o s - p >= 0, o s - p + k <= w */
+    int64_t o_lo = (p + s - 1) / s, o_hi = w - k + p >= 0 ? (w - k + p) / s + 1 : 0;
+    if (o_hi > wo) o_hi = wo;
+    if (o_lo > o_hi) o_lo = o_hi;
+    const int rows_fast = k == 2 || k == 3;
     for (int64_t oh = 0; oh < ho; oh++) {
-        const float *r0 = x + 2 * oh * w, *r1 = r0 + w;
+        const int64_t h0 = oh * s - p;
+        int64_t a = 0, b = 0; /* the vectorised range of this row */
+        if (rows_fast && h0 >= 0 && h0 + k <= h) {
+            a = o_lo;
+            b = o_hi;
+            const int32_t base = (int32_t)(h0 * w - p);
+            float *yr = y + oh * wo;
+            int32_t *ar = am ? am + oh * wo : NULL;
+            if (!am)
+                (k == 2 ? max_row2_noidx : max_row3_noidx)(x, yr, NULL, (int32_t)w, base, s, a, b);
+            else if (s == 2)
+                (k == 2 ? max_row2_s2 : max_row3_s2)(x, yr, ar, (int32_t)w, base, s, a, b);
+            else
+                (k == 2 ? max_row2 : max_row3)(x, yr, ar, (int32_t)w, base, s, a, b);
+        }
         for (int64_t ow = 0; ow < wo; ow++) {
-            const int64_t c = 2 * ow, i = 2 * oh * w + c;
-            float best = -INFINITY;
-            int64_t idx = i;
-            MAX_STEP(r0[c], i);
-            MAX_STEP(r0[c + 1], i + 1);
-            MAX_STEP(r1[c], i + w);
-            MAX_STEP(r1[c + 1], i + w + 1);
-            y[oh * wo + ow] = best;
-            if (am) am[oh * wo + ow] = (int32_t)idx;
+            if (ow == a && b > a) ow = b;
+            if (ow >= wo) break;
+            max_window(x, w, oh, ow, h, k, s, p, y + oh * wo + ow, am ? am + oh * wo + ow : NULL);
         }
     }
 }
@@ -98,17 +141,10 @@ void octav_maxpool2d_forward(const float *x, float *y, int32_t *argmax, int64_t 
                              int64_t h, int64_t w, int k, int s, int p) {
     const int64_t ho = out_size(h, k, s, p), wo = out_size(w, k, s, p), planes = n * c;
     if (planes <= 0 || ho <= 0 || wo <= 0) return;
-    const int fast = k == 2 && s == 2 && p == 0;
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (planes * h * w >= PAR_MIN)
-    for (int64_t q = 0; q < planes; q++) {
-        const float *xp = x + q * h * w;
-        float *yp = y + q * ho * wo;
-        int32_t *ap = argmax ? argmax + q * ho * wo : NULL;
-        if (fast)
-            maxpool_plane_2x2(xp, yp, ap, w, ho, wo);
-        else
-            maxpool_plane(xp, yp, ap, h, w, ho, wo, k, s, p);
-    }
+    for (int64_t q = 0; q < planes; q++)
+        maxpool_plane(x + q * h * w, y + q * ho * wo, argmax ? argmax + q * ho * wo : NULL, h, w, ho,
+                      wo, k, s, p);
 }
 
 void octav_maxpool2d_backward(const int32_t *argmax, const float *dy, float *dx, int64_t n,
