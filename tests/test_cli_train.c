@@ -108,7 +108,7 @@ static int same_checkpoints(const char *a, const char *b) {
 
 static void test_train_resume_qat_eval(void) {
     char *o, *e, args[2000];
-    const char *common = "--model mlp --val 50 --batch 32 --threads 2 --seed 3";
+    const char *common = "--model mlp --val 50 --batch 32 --threads 1 --seed 3";
     /* a float run of 2 epochs */
     snprintf(args, sizeof args, "train %s --data %s --epochs 2 --out %s/f2.safetensors --log %s/f2.jsonl", common,
              datadir, tmpdir, tmpdir);
@@ -127,7 +127,7 @@ static void test_train_resume_qat_eval(void) {
              common, datadir, tmpdir, tmpdir);
     CHECK_EQ_INT(run(args, &o, &e), 0);
     free(o); free(e);
-    snprintf(args, sizeof args, "train --resume %s/f1.safetensors --threads 2 --out %s/r2.safetensors --log %s/f1.jsonl",
+    snprintf(args, sizeof args, "train --resume %s/f1.safetensors --threads 1 --out %s/r2.safetensors --log %s/f1.jsonl",
              tmpdir, tmpdir, tmpdir);
     CHECK_EQ_INT(run(args, &o, &e), 0);
     free(o); free(e);
@@ -152,7 +152,7 @@ static void test_train_resume_qat_eval(void) {
     CHECK_MSG(qacc > 0.85, "QAT accuracy %g", qacc);
     cJSON_Delete(fin);
     /* eval reproduces the run's test accuracy (quantized as trained) */
-    snprintf(args, sizeof args, "eval --json --threads 2 %s/q.safetensors", tmpdir);
+    snprintf(args, sizeof args, "eval --json --threads 1 %s/q.safetensors", tmpdir);
     CHECK_EQ_INT(run(args, &o, &e), 0);
     cJSON *doc = cJSON_Parse(o);
     CHECK(doc != NULL);

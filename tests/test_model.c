@@ -247,8 +247,11 @@ static void test_qat_all_modes_train(void) {
     int32_t y[8];
     trng r = {.s = 4};
     fill_batch(&r, x, y, 8, 144, 4);
+    /* every clipping method with the default estimators, every estimator
+     * with dynamic OCTAV */
     for (int c = 0; c < 7; c++)
         for (int g = 0; g < 4; g++) {
+            if (c != 0 && g != 3) continue;
             octav_model *m = small_cnn(3, clips[c], grads[g]);
             CHECK_MSG(m != NULL, "%s/%s", clips[c], grads[g]);
             if (!m) continue;
@@ -462,7 +465,7 @@ static void test_alloc_failures(void) {
         g_live = 0;
         octav_set_allocator(failing_alloc, counting_free, NULL);
         octav_model *m = NULL;
-        octav_status st = octav_model_zoo("resnet20", 1, 8, 8, 3, NULL, &m);
+        octav_status st = octav_model_zoo("cnn", 1, 8, 8, 3, NULL, &m);
         if (st == OCTAV_OK) {
             octav_qat_config q = octav_qat_default();
             st = octav_model_set_qat(m, &q);
@@ -576,7 +579,7 @@ static void test_data_helpers(void) {
 }
 
 int main(void) {
-    octav_set_threads(2);
+    octav_set_threads(1);   /* ctest runs tests side by side on few cores */
     RUN(test_gradcheck_mlp);
     RUN(test_gradcheck_cnn);
     RUN(test_gradcheck_residual_graph);
