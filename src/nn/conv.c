@@ -44,6 +44,11 @@
  * at plan creation; the other backends use octav_get_threads() per call
  * (capped by the count at creation where they keep per-thread workspace).
  *
+ * Non-finite values: the reference skips padding taps; the fast backends
+ * multiply explicit zeros (im2col padding, oneDNN's, conv_dw.c's padding and
+ * scratch columns), so with an Inf in x, w or dy they may give NaN where
+ * the reference does not. Finite inputs agree to rounding.
+ *
  * Deliberately left out: dilation, asymmetric padding, other layouts than
  * NCHW, transposed convolution (its forward is this op's backward-data). */
 #include "nn/conv_impl.h"
