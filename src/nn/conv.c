@@ -6,18 +6,48 @@
  *   REF   this file: plain loops, one thread, every output element one sum
  *         accumulated in double (gather form, also for dx and dw), rounded
  *         to float once.
- *   GEMM  conv_gemm.c: im2col / col2im + BLIS sgemm over chunks of images;
- *         depthwise convolutions use direct NCHW plane kernels instead.
+ *   GEMM  conv_gemm.c: im2col / col2im + BLIS sgemm, images in parallel
+ *         (chunks of images with multithreaded GEMMs when there are fewer
+ *         images than threads); depthwise convolutions (groups == c_in) use
+ *         the direct NCHW kernels of conv_dw.c instead.
  *   DNNL  conv_dnnl.c: oneDNN forward, backward-data and backward-weights
- *         primitives, created once per plan.
+ *         primitives, created once per plan, each on plain NCHW or on
+ *         oneDNN's blocked layouts with reorders (a per-primitive rule).
  *
- * AUTO rule (measured with bench/conv_timing.c, batch 128, 2 threads, on
- * the shapes of the cnn / resnet20 / mobilenetv2 models; numbers in the
- * commit message and bench/conv_timing.c):
- *   - depthwise (groups == c_in == c_out):      GEMM (its direct plane kernels)
- *   - otherwise                                  DNNL
- *   - DNNL cannot make a primitive for the shape -> GEMM.
- * (See octav_conv2d_auto_kind below for the exact rule.)
+ * AUTO rule, from bench/conv_timing.c and bench/conv_timing_torch.py at
+ * batch 128 on the conv shapes of the cnn / resnet20 / mobilenetv2 models:
+ *   - depthwise (groups == c_in == c_out)   -> GEMM (conv_dw.c's kernels)
+ *   - everything else                      -> DNNL, layouts per primitive:
+ *       1x1 without padding: plain; fewer than 16 input channels per
+ *       group: forward / backward-weights blocked, backward-data plain;
+ *       otherwise blocked (conv_dnnl.c's pick_layouts)
+ *   - DNNL has no primitive for the shape   -> GEMM.
+ * Measured (ms per call, CPU time at one thread -- the machine was shared,
+ * and CPU time was the statistic that held still; fwd / bwd-data / bwd-wts):
+ *   3x3 32->32 at 28x28   gemm 34 / 33 / 43  dnnl-plain 32 / 59 / 54
+ *                         dnnl-blocked 16 / 20 / 21  (PyTorch 13 / 14 / 25)
+ *   3x3 64->64 at 8x8     gemm 12.6 / 11.5 / 15.8  plain 7.5 / 9.0 / 8.3
+ *                         blocked 3.6 / 3.4 / 4.2  (PyTorch 3.5 / 3.6 / 4.3)
+ *   3x3 1->32 at 28x28    gemm 2.6 / 1.3 / 3.7  plain 1.9 / 1.5 / 3.6
+ *                         blocked 1.9 / 7.9 / 1.8
+ *   1x1 16->96 at 16x16   gemm 3.1 / 1.7 / 3.7  plain 1.35 / 0.93 / 2.65
+ *                         blocked 2.1 / 2.0 / 2.9  (PyTorch 2.1 / 2.2 / 2.8)
+ *   dw 3x3 96 at 16x16    gemm 2.5 / 2.9 / 2.9  plain 24 / 39 / 40
+ *                         blocked 3.4 / 3.8 / 3.4  (PyTorch 4.4 / 3.2 / 3.1)
+ *   dw 3x3 s2 96 at 16x16 gemm 1.7 / 3.0 / 2.0  plain 11 / 17 / 13
+ *                         blocked 1.9 / 2.8 / 1.9  (PyTorch 1.9 / 2.3 / 1.9)
+ * Timing at plan creation was not used: on a shared machine a few calls
+ * decide wrongly as often as not, and a rule is reproducible.
+ *
+ * A plan's calls must not overlap (its workspace is shared); different
+ * plans may run concurrently. oneDNN partitions work by the thread count
+ * at plan creation; the other backends use octav_get_threads() per call
+ * (capped by the count at creation where they keep per-thread workspace).
+ *
+ * Non-finite values: the reference skips padding taps; the fast backends
+ * multiply explicit zeros (im2col padding, oneDNN's, conv_dw.c's padding and
+ * scratch columns), so with an Inf in x, w or dy they may give NaN where
+ * the reference does not. Finite inputs agree to rounding.
  *
  * Deliberately left out: dilation, asymmetric padding, other layouts than
  * NCHW, transposed convolution (its forward is this op's backward-data). */

@@ -4,14 +4,17 @@
  * created once: forward (training, with bias), backward data, backward
  * weights (with bias). The caller's tensors are NCHW / OIHW (GOIHW for
  * groups > 1) and are wrapped per call with dnnl_memory_set_data_handle.
- * Two layouts (conv_impl.h):
- *   PLAIN    the primitives are created on those plain layouts directly;
- *   BLOCKED  the primitives pick their layouts (format_tag any: nChw16c /
- *            blocked weights) and the plan reorders in and out through its
- *            own buffers: one for x-like tensors (x, dx), one for y-like
- *            (y, dy), one for weights; dy is reordered once per backward
- *            when both backward primitives take the same layout.
- * The layout AUTO picks is octav_conv_dnnl_pick_layout's rule below.
+ * Each primitive has one of two layouts (conv_impl.h):
+ *   PLAIN    created on those plain layouts directly (oneDNN then runs its
+ *            im2col + GEMM, or a reference kernel for depthwise);
+ *   BLOCKED  the primitive picks its layouts (format_tag any: nChw16c and
+ *            blocked weights, its JIT direct kernels) and the plan reorders
+ *            in and out through its own buffers: one for x-like tensors
+ *            (x, dx), one for y-like (y, dy), one for weights; dy is
+ *            reordered once per backward when both backward primitives
+ *            take the same layout.
+ * CONV_DNNL_AUTO picks per primitive (pick_layouts below); tests and
+ * benchmarks can force PLAIN or BLOCKED for all three.
  *
  * No allocation per call: the buffers, the zero bias (forward without b),
  * the bias-gradient sink (dw without db) and the scratchpad (user mode: the
@@ -67,19 +70,17 @@ static octav_status dnnl_err(dnnl_status_t s, const char *what) {
     if (s_ != dnnl_success) return dnnl_err(s_, what); } while (0)
 
 /* The per-primitive rule of CONV_DNNL_AUTO, from bench/conv_timing.c
- * (batch 128, 2 threads; see the commit that set it):
- *  - 1x1, stride 1, no padding: PLAIN for all three (oneDNN runs them as
- *    one GEMM per image on NCHW; the reorders would cost more than the
- *    convolution);
- *  - fewer than 16 input channels (not depthwise): forward and backward
- *    weights BLOCKED (the JIT kernels take plain NCHW src there), backward
- *    data PLAIN (its blocked kernel pads c_in to 16);
- *  - everything else, depthwise included: BLOCKED. */
+ * (batch 128; see conv.c's top comment for the numbers):
+ *  - 1x1 without padding (any stride): PLAIN for all three (oneDNN runs them
+ *    as GEMMs on NCHW; reorders would cost more than the convolution);
+ *  - fewer than 16 input channels per group: forward and backward weights
+ *    BLOCKED (the JIT kernels read plain NCHW src there), backward data
+ *    PLAIN (the blocked one pads c_in to 16: 3-4x slower for c_in = 1);
+ *  - everything else: BLOCKED. */
 static void pick_layouts(const octav_conv2d_desc *d, int lay[3]) {
-    int pointwise = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
-                    d->pad_h == 0 && d->pad_w == 0;
+    int pointwise = d->kh == 1 && d->kw == 1 && d->pad_h == 0 && d->pad_w == 0;
     lay[0] = lay[1] = lay[2] = pointwise ? CONV_DNNL_PLAIN : CONV_DNNL_BLOCKED;
-    if (!pointwise && !conv_is_depthwise(d) && d->c_in / d->groups < 16) lay[1] = CONV_DNNL_PLAIN;
+    if (!pointwise && d->c_in / d->groups < 16) lay[1] = CONV_DNNL_PLAIN;
 }
 
 int octav_conv_dnnl_pick_layout(const octav_conv2d_desc *d) {

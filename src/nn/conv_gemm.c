@@ -1,27 +1,28 @@
-/* conv_gemm.c -- the GEMM backend of conv2d: im2col / col2im + BLIS sgemm,
- * and direct NCHW plane kernels for depthwise convolutions.
+/* conv_gemm.c -- the GEMM backend of conv2d: im2col / col2im + BLIS sgemm;
+ * depthwise convolutions go to conv_dw.c's direct kernels.
  *
- * Per group g (K = c_in/groups * kh * kw, P = h_out * w_out), on chunks of
- * nb images whose im2col matrices sit side by side, col [K, nb*P]:
- *   forward        Y_g [c_out/groups, nb*P] = W_g [cog, K] col
- *   backward data  dcol [K, nb*P] = W_g^T dY_g, then col2im into dx
- *   backward wts   dW_g [cog, K] (+)= dY_g col^T   (chunks in order)
- * With nb == 1 the GEMM reads dy and writes y in place; with nb > 1 the
- * chunk's dy / y pass through obuf [cog, nb*P]. A 1x1, stride-1, unpadded
- * convolution with nb == 1 uses x as its own im2col and writes dx directly.
- * nb is chosen so that nb*P reaches CHUNK_COLS columns (a wide enough GEMM
- * for BLIS on small images); col and obuf are allocated with the plan.
+ * Per image n and group g (K = c_in/groups * kh * kw, P = h_out * w_out,
+ * col [K, P] the im2col matrix of the image's group):
+ *   forward        Y_ng [c_out/groups, P] = W_g [cog, K] col
+ *   backward data  dcol [K, P] = W_g^T dY_ng, then col2im into dx
+ *   backward wts   dW_g [cog, K] += dY_ng col^T
+ * A 1x1, stride-1, unpadded convolution uses x as its own col and writes dx
+ * directly. Two ways to run it:
+ *   per image (n >= threads, the usual case): each thread takes a static
+ *     share of the images with its own col, and calls sgemm from inside the
+ *     OpenMP region, where BLIS runs on one thread (nested parallelism is
+ *     off, OpenMP's default; were it on, BLIS would add threads, with the
+ *     same results). dW: each thread sums its images into its own partial,
+ *     and the partials are added in thread order.
+ *   chunks (fewer images than threads): nb images side by side, col
+ *     [K, nb*P], one multithreaded GEMM per chunk and group; y / dy pass
+ *     through obuf [cog, nb*P] when nb > 1; chunks add into dW in order.
+ * db is a double sum per channel. Workspace is allocated with the plan.
  *
- * Depthwise (groups == c_in, one input channel per group; c_out may be a
- * multiple) does not go through GEMM (its GEMMs would have one row): each
- * output plane is a sum of kh*kw shifted, scaled input rows (vectorised
- * row loops, AVX-512 / AVX2 / SSE clones), dx is the scatter of the same,
- * and dw / db accumulate per output channel in a row of float partial sums
- * per tap (over images and rows), summed in double at the end.
- *
- * Determinism: OpenMP loops give each output (a plane, a row of col, a
- * channel's dw) to one thread, which sums in a fixed order; BLIS does not
- * split the k dimension. No atomics.
+ * Determinism: every output (a plane, a row of col, a partial of dW) is
+ * summed by one thread in a fixed order; BLIS does not split the k
+ * dimension. No atomics. Results depend on the thread count only through
+ * dW's partials.
  * Left out: a Winograd / FFT path (oneDNN's job), int64 BLAS dimensions. */
 #define _POSIX_C_SOURCE 200809L
 #include "nn/blas.h"
