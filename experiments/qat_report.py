@@ -11,7 +11,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from docsection import replace_section  # noqa: E402
+from qat_record import summarize  # noqa: E402
 
 
 def load(path):
@@ -31,19 +33,7 @@ def load(path):
 
 
 def epochs_from_log(log):
-    out = []
-    if not os.path.exists(log):
-        return out
-    with open(log) as fh:
-        for line in fh:
-            o = json.loads(line)
-            if o.get("event") == "epoch":
-                w = [q["clipped_fraction"] for q in o.get("quantizers", [])
-                     if q.get("tensor") == "weight" and "clipped_fraction" in q]
-                out.append({"epoch": o["epoch"], "val_accuracy": o.get("val_accuracy"),
-                            "train_loss": o["train_loss"],
-                            "weight_clipped_fraction": sum(w) / len(w) if w else None})
-    return out
+    return summarize(log)[1] if os.path.exists(log) else []
 
 
 def mode_of(r):

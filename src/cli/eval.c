@@ -30,27 +30,6 @@ void cli_eval_usage(FILE *f) {
             "Exit status: 0 success, 1 bad checkpoint or data, 2 usage error.\n");
 }
 
-static const char *meta_get(const octav_safetensors *st, const char *key) {
-    for (int i = 0; i < st->nmeta; i++)
-        if (strcmp(st->meta[i].key, key) == 0) return st->meta[i].value;
-    return NULL;
-}
-
-static int parse_norm(const char *s, float *mean, float *std, int c) {
-    const char *p = s;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < c; i++) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p || !isfinite(v) || (k == 1 && !(v > 0))) return 0;
-            (k ? std : mean)[i] = (float)v;
-            char want = i < c - 1 ? ',' : (k == 0 ? ';' : 0);
-            if (*end != want) return 0;
-            p = end + (want ? 1 : 0);
-        }
-    return 1;
-}
-
 int cli_eval(int argc, char **argv) {
     static const struct option lo[] = {{"data", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'b'},
                                        {"json", no_argument, 0, 'j'},      {"threads", required_argument, 0, 't'},
@@ -80,7 +59,7 @@ int cli_eval(int argc, char **argv) {
     octav_safetensors st;
     if (octav_safetensors_read(path, &st)) { cli_error("eval"); return EXIT_FAIL; }
     run_config c;
-    const char *cfg = meta_get(&st, "octav.config"), *nm = meta_get(&st, "octav.normalize");
+    const char *cfg = run_meta_get(&st, "octav.config"), *nm = run_meta_get(&st, "octav.normalize");
     int ok = cfg && nm && run_config_from_json(cfg, &c);
     char norm[256] = "";
     if (ok && strlen(nm) < sizeof norm) snprintf(norm, sizeof norm, "%s", nm);
@@ -98,7 +77,7 @@ int cli_eval(int argc, char **argv) {
     int status = EXIT_FAIL;
     octav_model *mq = NULL, *mf = NULL;
     cJSON *doc = NULL;
-    if (test.c > 4 || !parse_norm(norm, mean, sd, (int)test.c)) {
+    if (test.c > 4 || !run_norm_parse(norm, mean, sd, (int)test.c)) {
         cli_errorf("%s: normalisation metadata '%s' does not fit %lld-channel data", path, norm, (long long)test.c);
         goto done;
     }

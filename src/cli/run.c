@@ -230,6 +230,35 @@ int run_config_check(const run_config *c) {
     return 1;
 }
 
+/* ---- checkpoint metadata ------------------------------------------------------ */
+const char *run_meta_get(const octav_safetensors *st, const char *key) {
+    for (int i = 0; i < st->nmeta; i++)
+        if (strcmp(st->meta[i].key, key) == 0) return st->meta[i].value;
+    return NULL;
+}
+
+void run_norm_format(const float *mean, const float *std, int c, char *buf, size_t cap) {
+    size_t o = 0;
+    for (int i = 0; i < c && o < cap; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%.9g", i ? "," : "", (double)mean[i]);
+    if (o < cap) o += (size_t)snprintf(buf + o, cap - o, ";");
+    for (int i = 0; i < c && o < cap; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%.9g", i ? "," : "", (double)std[i]);
+}
+
+int run_norm_parse(const char *s, float *mean, float *std, int c) {
+    const char *p = s;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < c; i++) {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p || !isfinite(v) || (k == 1 && !(v > 0))) return 0;
+            (k ? std : mean)[i] = (float)v;
+            char want = i < c - 1 ? ',' : (k == 0 ? ';' : 0);
+            if (*end != want) return 0;
+            p = end + (want ? 1 : 0);
+        }
+    return 1;
+}
+
 /* ---- progress ---------------------------------------------------------------- */
 double run_now(void) {
     struct timespec ts;

@@ -47,6 +47,11 @@ int run_config_from_json(const char *text, run_config *c);
 int run_load_data(const run_config *c, octav_dataset *train, octav_dataset *test);
 int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, octav_model **out);
 double run_now(void);
+/* Checkpoint metadata: a value by key (NULL if absent), and the per-channel
+ * normalisation "m0,m1,..;s0,s1,.." (parse returns 0 if malformed). */
+const char *run_meta_get(const octav_safetensors *st, const char *key);
+void run_norm_format(const float *mean, const float *std, int c, char *buf, size_t cap);
+int run_norm_parse(const char *s, float *mean, float *std, int c);
 
 typedef struct {
     int tty, quiet;

@@ -220,35 +220,6 @@ static int parse_args(int argc, char **argv, train_args *a) {
     return -1;
 }
 
-static const char *meta_get(const octav_safetensors *st, const char *key) {
-    for (int i = 0; i < st->nmeta; i++)
-        if (strcmp(st->meta[i].key, key) == 0) return st->meta[i].value;
-    return NULL;
-}
-
-/* "m0,m1,..;s0,s1,.." <-> per-channel normalisation */
-static void norm_to_str(const float *mean, const float *std, int c, char *buf, size_t cap) {
-    size_t o = 0;
-    for (int i = 0; i < c; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%.9g", i ? "," : "", (double)mean[i]);
-    o += (size_t)snprintf(buf + o, cap - o, ";");
-    for (int i = 0; i < c; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%.9g", i ? "," : "", (double)std[i]);
-}
-
-static int norm_from_str(const char *s, float *mean, float *std, int c) {
-    const char *p = s;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < c; i++) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p || !isfinite(v) || (k == 1 && !(v > 0))) return 0;
-            (k ? std : mean)[i] = (float)v;
-            char want = i < c - 1 ? ',' : (k == 0 ? ';' : 0);
-            if (*end != want) return 0;
-            p = end + (want ? 1 : 0);
-        }
-    return 1;
-}
-
 /* Appends one JSON object as a line of the log. */
 static int log_line(FILE *log, cJSON *o) {
     if (!o) return 0;
@@ -305,7 +276,7 @@ static int prepare_data(const run_config *c, const char *norm, data_t *d) {
     octav_dataset_free(&all);
     if (c->limit > 0 && c->limit < d->train.n) d->train.n = c->limit;
     if (norm) {
-        if (!norm_from_str(norm, d->mean, d->std, (int)d->train.c)) {
+        if (!run_norm_parse(norm, d->mean, d->std, (int)d->train.c)) {
             cli_errorf("checkpoint: bad octav.normalize metadata '%s'", norm);
             data_free(d);
             return 0;
@@ -351,8 +322,8 @@ int cli_train(int argc, char **argv) {
         }
         octav_safetensors st;
         if (octav_safetensors_read(a.resume, &st)) { cli_error("--resume"); return EXIT_FAIL; }
-        const char *cfg = meta_get(&st, "octav.config"), *ep = meta_get(&st, "octav.epoch");
-        const char *nm = meta_get(&st, "octav.normalize");
+        const char *cfg = run_meta_get(&st, "octav.config"), *ep = run_meta_get(&st, "octav.epoch");
+        const char *nm = run_meta_get(&st, "octav.normalize");
         run_config saved;
         int ok = cfg && ep && nm && run_config_from_json(cfg, &saved) && strlen(nm) < sizeof norm_buf;
         if (ok) {
@@ -378,7 +349,7 @@ int cli_train(int argc, char **argv) {
     if (!a.resume[0] && c->init[0]) {
         octav_safetensors st;
         if (octav_safetensors_read(c->init, &st)) { cli_error("--init"); return EXIT_FAIL; }
-        const char *nm = meta_get(&st, "octav.normalize");
+        const char *nm = run_meta_get(&st, "octav.normalize");
         if (nm && strlen(nm) < sizeof norm_buf) { snprintf(norm_buf, sizeof norm_buf, "%s", nm); norm = norm_buf; }
         octav_safetensors_free(&st);
     }
@@ -408,7 +379,7 @@ int cli_train(int argc, char **argv) {
     } else if (c->init[0]) {
         if (octav_model_load(m, c->init, 0, NULL)) { cli_error("--init"); goto done; }
     }
-    norm_to_str(d.mean, d.std, (int)d.train.c, norm_buf, sizeof norm_buf);
+    run_norm_format(d.mean, d.std, (int)d.train.c, norm_buf, sizeof norm_buf);
 
     int64_t spe = d.train.n / c->batch, total = spe * c->epochs;
     octav_train_config tc = octav_train_default();
