@@ -68,6 +68,8 @@ static void free_activations(octav_model *m) {
         n->y = n->dy = NULL; n->argmax = NULL; n->mask = NULL;
     }
     octav_free(m->scratch); octav_free(m->probs); octav_free(m->eval_labels);
+    for (int i = 0; i < m->nquant; i++)   /* inputs pointed into the freed buffers */
+        if (!m->quant[i].is_weight) m->quant[i].last_x = NULL;
     m->scratch = m->probs = NULL;
     m->eval_labels = NULL;
     m->cap = 0;
