@@ -113,21 +113,9 @@ int cli_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(doc, "test_loss", qloss);
         cJSON_AddNumberToObject(doc, "float_test_accuracy", facc);
         cJSON_AddNumberToObject(doc, "float_test_loss", floss);
-        cJSON *arr = cJSON_AddArrayToObject(doc, "quantizers");
-        for (int i = 0; i < nq; i++) {
-            octav_quant_report r;
-            if (octav_model_quantizer(mq, i, 1, &r)) { cli_error("eval"); goto done; }
-            cJSON *q = cJSON_CreateObject();
-            cJSON_AddStringToObject(q, "layer", r.node);
-            cJSON_AddStringToObject(q, "tensor", r.is_weight ? "weight" : "input");
-            cJSON_AddNumberToObject(q, "bits", r.bits);
-            cJSON_AddStringToObject(q, "grid", octav_grid_name(r.grid));
-            cJSON_AddNumberToObject(q, "groups", (double)r.ngroups);
-            cJSON_AddNumberToObject(q, "scale", r.scale);
-            if (isfinite(r.clipped_fraction)) cJSON_AddNumberToObject(q, "clipped_fraction", r.clipped_fraction);
-            if (isfinite(r.sqnr_db)) cJSON_AddNumberToObject(q, "sqnr_db", r.sqnr_db);
-            cJSON_AddItemToArray(arr, q);
-        }
+        cJSON *arr = run_quant_json(mq);
+        if (!arr) { cli_error("eval"); goto done; }
+        cJSON_AddItemToObject(doc, "quantizers", arr);
         char *s = cJSON_Print(doc);
         if (!s) { cli_errorf("out of memory"); goto done; }
         printf("%s\n", s);

@@ -259,6 +259,31 @@ int run_norm_parse(const char *s, float *mean, float *std, int c) {
     return 1;
 }
 
+/* ---- per-layer quantization --------------------------------------------------- */
+cJSON *run_quant_json(octav_model *m) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < octav_model_num_quantizers(m); i++) {
+        octav_quant_report r;
+        cJSON *q = cJSON_CreateObject();
+        if (!q || octav_model_quantizer(m, i, 1, &r)) {
+            cJSON_Delete(q);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        cJSON_AddStringToObject(q, "layer", r.node);
+        cJSON_AddStringToObject(q, "tensor", r.is_weight ? "weight" : "input");
+        cJSON_AddNumberToObject(q, "bits", r.bits);
+        cJSON_AddStringToObject(q, "grid", octav_grid_name(r.grid));
+        cJSON_AddNumberToObject(q, "groups", (double)r.ngroups);
+        cJSON_AddNumberToObject(q, "scale", r.scale);
+        if (isfinite(r.clipped_fraction)) cJSON_AddNumberToObject(q, "clipped_fraction", r.clipped_fraction);
+        if (isfinite(r.sqnr_db)) cJSON_AddNumberToObject(q, "sqnr_db", r.sqnr_db);
+        if (isfinite(r.mean_iterations)) cJSON_AddNumberToObject(q, "octav_iterations", r.mean_iterations);
+        cJSON_AddItemToArray(arr, q);
+    }
+    return arr;
+}
+
 /* ---- progress ---------------------------------------------------------------- */
 double run_now(void) {
     struct timespec ts;

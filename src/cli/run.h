@@ -47,6 +47,9 @@ int run_config_from_json(const char *text, run_config *c);
 int run_load_data(const run_config *c, octav_dataset *train, octav_dataset *test);
 int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, octav_model **out);
 double run_now(void);
+/* The model's quantizers as a JSON array (layer, tensor, bits, grid, groups,
+ * scale, clipped_fraction, sqnr_db, octav_iterations); NULL on failure. */
+cJSON *run_quant_json(octav_model *m);
 /* Checkpoint metadata: a value by key (NULL if absent), and the per-channel
  * normalisation "m0,m1,..;s0,s1,.." (parse returns 0 if malformed). */
 const char *run_meta_get(const octav_safetensors *st, const char *key);

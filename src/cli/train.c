@@ -233,26 +233,6 @@ static int log_line(FILE *log, cJSON *o) {
     return ok;
 }
 
-static cJSON *quant_json(octav_model *m) {
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; arr && i < octav_model_num_quantizers(m); i++) {
-        octav_quant_report r;
-        if (octav_model_quantizer(m, i, 1, &r)) continue;
-        cJSON *q = cJSON_CreateObject();
-        cJSON_AddStringToObject(q, "layer", r.node);
-        cJSON_AddStringToObject(q, "tensor", r.is_weight ? "weight" : "input");
-        cJSON_AddNumberToObject(q, "bits", r.bits);
-        cJSON_AddStringToObject(q, "grid", octav_grid_name(r.grid));
-        cJSON_AddNumberToObject(q, "groups", (double)r.ngroups);
-        cJSON_AddNumberToObject(q, "scale", r.scale);
-        if (isfinite(r.clipped_fraction)) cJSON_AddNumberToObject(q, "clipped_fraction", r.clipped_fraction);
-        if (isfinite(r.sqnr_db)) cJSON_AddNumberToObject(q, "sqnr_db", r.sqnr_db);
-        if (isfinite(r.mean_iterations)) cJSON_AddNumberToObject(q, "octav_iterations", r.mean_iterations);
-        cJSON_AddItemToArray(arr, q);
-    }
-    return arr;
-}
-
 typedef struct {
     octav_dataset train, val, test;
     float mean[4], std[4];
@@ -512,7 +492,8 @@ int cli_train(int argc, char **argv) {
         }
         cJSON_AddNumberToObject(o, "seconds", el);
         cJSON_AddNumberToObject(o, "images_per_second", (double)seen / el);
-        if (octav_model_quantized(m)) cJSON_AddItemToObject(o, "quantizers", quant_json(m));
+        cJSON *qj = octav_model_quantized(m) ? run_quant_json(m) : NULL;
+        if (qj) cJSON_AddItemToObject(o, "quantizers", qj);
         if (!log_line(log, o)) { cli_errorf("--log %s: write failed", a.log); goto done; }
         if (a.out[0]) {
             char ep[32];
