@@ -47,6 +47,11 @@ typedef enum {
     OCTAV_OP_ADD,
     OCTAV_OP_DROPOUT,
     OCTAV_OP_FLATTEN,
+    OCTAV_OP_EMBEDDING,   /* token + position embedding of a (1, 1, L) id input */
+    OCTAV_OP_LAYERNORM,   /* over the last axis                               */
+    OCTAV_OP_GELU,
+    OCTAV_OP_ATTENTION,   /* multi-head self-attention of a fused q|k|v input  */
+    OCTAV_OP_TOKEN,       /* one position of a sequence ([CLS] pooling)        */
     OCTAV_OP_COUNT_
 } octav_op;
 
@@ -73,6 +78,31 @@ int octav_add_gap(octav_model *m, int in);
 int octav_add_add(octav_model *m, int a, int b);
 int octav_add_dropout(octav_model *m, int in, float p);
 int octav_add_flatten(octav_model *m, int in);
+
+/* Sequences. A sequence is a per-sample shape (1, L, d): L positions of d
+ * features. Token models take token ids as their input of shape (1, 1, L),
+ * stored as floats holding exact integers (forward checks each is an
+ * integer in [0, vocab)); id 0 is padding.
+ *  - embedding: y[t] = token[id_t] + position[t], tensors NAME.token
+ *    [vocab, dim] and NAME.position [L, dim]; `in` must be the id input.
+ *  - dense: a linear layer over the last axis (every position), weight
+ *    [out, d]; quantized like linear.
+ *  - layernorm: over the last axis (eps 1e-5), NAME.weight / NAME.bias.
+ *  - attention: `qkv` is (1, L, 3d) holding q | k | v, head j in columns
+ *    j*d/heads .. of each; y = concat_j softmax(q_j k_j^T / sqrt(d/heads)
+ *    with padded keys masked) v_j, shape (1, L, d). `tokens` is the id
+ *    input (keys whose id is 0 are masked) or -1 for no mask. Under QAT both
+ *    operands of both products (q, k and probs, v) are fake-quantized, one
+ *    scale per tensor.
+ *  - token: position pos of a sequence, (1, L, d) -> (d, 1, 1).
+ * A model whose last node is a sequence (1, L, k) predicts a class per
+ * position: it takes L labels per sample (negative = ignored). */
+int octav_add_embedding(octav_model *m, const char *name, int in, int vocab, int dim);
+int octav_add_dense(octav_model *m, const char *name, int in, int out, int bias);
+int octav_add_layernorm(octav_model *m, const char *name, int in);
+int octav_add_gelu(octav_model *m, int in);
+int octav_add_attention(octav_model *m, const char *name, int qkv, int tokens, int heads);
+int octav_add_token(octav_model *m, int in, int pos);
 /* Fixes the graph (the last node is the logits) and allocates parameters. */
 octav_status octav_model_finalize(octav_model *m);
 
@@ -81,10 +111,22 @@ typedef struct {
     float width;      /* mobilenetv2 width multiplier (default 1.0)   */
     float dropout;    /* cnn / mlp dropout before the classifier (0.25) */
     int hidden;       /* mlp hidden units (default 512)               */
+    /* transformer, transformer-mlm */
+    int vocab;        /* token ids 0..vocab-1 (required)              */
+    int dim;          /* width d (default 128)                        */
+    int heads;        /* attention heads (default 4), dividing dim     */
+    int layers;       /* blocks (default 4)                           */
+    int mlp;          /* MLP hidden units (default 0: 4 * dim)        */
+    float tf_dropout; /* after the embeddings and each residual branch (0.1) */
 } octav_model_options;
 
 octav_model_options octav_model_options_default(void);
-/* "mlp", "cnn", "resnet20", "mobilenetv2" for inputs (c, h, w) and nclasses. */
+/* "mlp", "cnn", "resnet20", "mobilenetv2" for inputs (c, h, w) and
+ * nclasses; "transformer" (pre-LayerNorm encoder, [CLS] = position 0
+ * classified by "head") and "transformer-mlm" (the same trunk with a
+ * per-position "mlm" head over the vocabulary; nclasses is ignored) for
+ * token inputs (1, 1, L). Tensor names: embed.token, embed.position,
+ * block<i>.{ln1,qkv,proj,ln2,fc1,fc2}.{weight,bias}, ln_f.*, head.* or mlm.*. */
 octav_status octav_model_zoo(const char *name, int c, int h, int w, int nclasses,
                              const octav_model_options *opt, octav_model **out);
 extern const char *const octav_model_names[]; /* NULL-terminated */
@@ -147,7 +189,9 @@ int octav_model_calibrated(const octav_model *m);
 /* Per-quantizer report (weights and inputs of each conv / linear node). */
 typedef struct {
     const char *node;        /* node name                                */
-    int is_weight;           /* 1 weight, 0 input activation             */
+    int is_weight;           /* 1 weight, 0 an activation                */
+    const char *operand;     /* "weight", "input"; attention: "q", "k",
+                                "probs", "v"                              */
     int bits;
     octav_grid_kind grid;
     int64_t ngroups;
@@ -162,6 +206,9 @@ int octav_model_num_quantizers(const octav_model *m);
  * SQNR of the tensor last quantized (else they are NaN). */
 octav_status octav_model_quantizer(octav_model *m, int i, int measure,
                                    octav_quant_report *r);
+
+/* Labels per sample: 1, or L for a per-position (sequence) output. */
+int octav_model_label_positions(const octav_model *m);
 
 /* ---- training ------------------------------------------------------------- */
 typedef enum { OCTAV_OPTIM_SGD = 0, OCTAV_OPTIM_ADAMW } octav_optim_kind;
@@ -184,12 +231,15 @@ octav_train_config octav_train_default(void);
 typedef struct {
     double loss;            /* mean over the batch                */
     int64_t correct;        /* argmax == label                    */
+    int64_t labelled;       /* labels counted (n, or the non-negative
+                               ones of a per-position model)       */
     double lr;              /* used for this step                 */
     double grad_norm;       /* before clipping                    */
 } octav_step_result;
 
-/* Initialises parameters (Kaiming-normal conv/linear weights with fan_out
- * for conv, PyTorch's default-like uniform biases, BN gamma 1 beta 0) from
+/* Initialises parameters (Kaiming-normal conv weights with fan_out,
+ * PyTorch's default uniform linear weights and biases, N(0, 1) embeddings,
+ * batch/layer norm gamma 1 beta 0) from
  * the seed; zeroes optimizer state and the step counter. */
 octav_status octav_model_init(octav_model *m, uint64_t seed);
 

@@ -212,7 +212,10 @@ void octav_embedding_backward(const int32_t *ids, const float *dy, float *dtable
  * + eps / k. Returns the mean loss over n rows (double accumulation) and
  * writes probs[n,k] (the softmax) for backward; correct (may be NULL) gets
  * the number of rows whose argmax (first maximum) equals the label.
- * Backward: dlogits = (probs - q) * scale (scale = 1/n for the mean). */
+ * Backward: dlogits = (probs - q) * scale (scale = 1/n for the mean).
+ * A negative label ignores its row (PyTorch's ignore_index): no loss, no
+ * hit, zero dlogits; the returned mean is over the labelled rows (0 when
+ * there are none), so pass scale = 1/(labelled rows). */
 double octav_xent_forward(const float *logits, const int32_t *labels,
                           float *probs, int64_t n, int64_t k, float smoothing,
                           int64_t *correct);

@@ -13,9 +13,11 @@
  * Cross-entropy per row, with q = (1 - eps) onehot(label) + eps / k:
  *   loss = -sum_j q_j log p_j = lse - (1 - eps) x_label - (eps / k) sum_j x_j,
  *   lse = max + log sum_j exp(x_j - max),
- * which is PyTorch's (1 - eps) nll + eps * mean_j(-log p_j). Labels must be
- * in [0, k) (there is no ignore_index). Left out: class weights, reductions
- * other than the mean, soft targets. */
+ * which is PyTorch's (1 - eps) nll + eps * mean_j(-log p_j). Labels are in
+ * [0, k), or negative for a row that is ignored (PyTorch's ignore_index,
+ * used by masked-token pretraining): it adds no loss, no hit and no
+ * gradient, and the mean is over the other rows. Left out: class weights,
+ * reductions other than the mean, soft targets. */
 #include <assert.h>
 #include <math.h>
 #include <string.h>
@@ -106,17 +108,19 @@ double octav_xent_forward(const float *logits, const int32_t *labels, float *pro
     const int64_t nb = n < XENT_BLOCKS ? n : XENT_BLOCKS;
     const double eps = (double)smoothing;
     double part[XENT_BLOCKS];
-    int64_t hits = 0;
-#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (n * k >= PAR_MIN && nb > 1) reduction(+ : hits)
+    int64_t hits = 0, used = 0;
+#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (n * k >= PAR_MIN && nb > 1) reduction(+ : hits, used)
     for (int64_t b = 0; b < nb; b++) {
         const int64_t r0 = b * n / nb, r1 = (b + 1) * n / nb;
         double acc = 0;
         for (int64_t r = r0; r < r1; r++) {
             const float *x = logits + r * k;
             const int32_t lab = labels[r];
-            assert(lab >= 0 && lab < k);
+            assert(lab < k);
             double lse, sx = 0;
             softmax_row(x, probs + r * k, k, &lse);
+            if (lab < 0) continue;
+            used++;
             int64_t am = 0;
             for (int64_t j = 0; j < k; j++) {
                 sx += (double)x[j];
@@ -132,7 +136,7 @@ double octav_xent_forward(const float *logits, const int32_t *labels, float *pro
     double total = 0;
     for (int64_t b = 0; b < nb; b++) total += part[b];
     if (correct) *correct = hits;
-    return total / (double)n;
+    return used ? total / (double)used : 0.0;
 }
 
 void octav_xent_backward(const float *probs, const int32_t *labels, float *dlogits, int64_t n,
@@ -145,7 +149,8 @@ void octav_xent_backward(const float *probs, const int32_t *labels, float *dlogi
         const float *p = probs + r * k;
         float *g = dlogits + r * k;
         const int32_t lab = labels[r];
-        assert(lab >= 0 && lab < k);
+        assert(lab < k);
+        if (lab < 0) { memset(g, 0, (size_t)k * sizeof *g); continue; }
         for (int64_t j = 0; j < k; j++) g[j] = (p[j] - off) * scale;
         g[lab] = (p[lab] - on) * scale;
     }

@@ -24,6 +24,9 @@ static const char *const op_names[OCTAV_OP_COUNT_] = {
     [OCTAV_OP_MAXPOOL] = "maxpool", [OCTAV_OP_AVGPOOL] = "avgpool",
     [OCTAV_OP_GAP] = "gap",         [OCTAV_OP_ADD] = "add",
     [OCTAV_OP_DROPOUT] = "dropout", [OCTAV_OP_FLATTEN] = "flatten",
+    [OCTAV_OP_EMBEDDING] = "embedding", [OCTAV_OP_LAYERNORM] = "layernorm",
+    [OCTAV_OP_GELU] = "gelu",       [OCTAV_OP_ATTENTION] = "attention",
+    [OCTAV_OP_TOKEN] = "token",
 };
 
 const char *octav_op_name(octav_op op) {
@@ -54,6 +57,8 @@ octav_status octav_model_create(int c, int h, int w, octav_model **out) {
     n->size = (int64_t)c * h * w;
     n->t_w = n->t_b = n->t_gamma = n->t_beta = n->t_rmean = n->t_rvar = -1;
     n->q_w = n->q_a = -1;
+    for (int k = 0; k < 4; k++) n->q_att[k] = -1;
+    n->rows = 1;
     m->nnodes = 1;
     m->qat = octav_qat_default();
     m->qat.bits = 0;
@@ -65,7 +70,8 @@ static void free_activations(octav_model *m) {
     for (int i = 0; i < m->nnodes; i++) {
         node *n = &m->nodes[i];
         octav_free(n->y); octav_free(n->dy); octav_free(n->argmax); octav_free(n->mask);
-        n->y = n->dy = NULL; n->argmax = NULL; n->mask = NULL;
+        octav_free(n->aux); octav_free(n->ids);
+        n->y = n->dy = n->aux = NULL; n->argmax = n->ids = NULL; n->mask = NULL;
     }
     octav_free(m->scratch); octav_free(m->probs); octav_free(m->eval_labels);
     for (int i = 0; i < m->nquant; i++)   /* inputs pointed into the freed buffers */
@@ -115,7 +121,7 @@ int model_add_tensor(octav_model *m, const char *name, const octav_shape *shape,
 }
 
 /* Appends a node; returns its pointer or NULL (error recorded). */
-static node *new_node(octav_model *m, octav_op op, const char *name, int in0, int in1) {
+node *model_new_node(octav_model *m, octav_op op, const char *name, int in0, int in1) {
     if (m->err) return NULL;
     if (m->finalized) { model_fail(m, OCTAV_EINVAL, "model: already finalized"); return NULL; }
     if (m->nnodes >= MODEL_MAX_NODES) {
@@ -134,6 +140,8 @@ static node *new_node(octav_model *m, octav_op op, const char *name, int in0, in
     n->in[0] = in0; n->in[1] = in1;
     n->t_w = n->t_b = n->t_gamma = n->t_beta = n->t_rmean = n->t_rvar = -1;
     n->q_w = n->q_a = -1;
+    for (int k = 0; k < 4; k++) n->q_att[k] = -1;
+    n->rows = 1;
     if (name && *name) {
         if (strlen(name) >= NODE_NAME_MAX) {
             model_fail(m, OCTAV_EINVAL, "model: node name '%s' longer than %d", name, NODE_NAME_MAX - 1);
@@ -156,7 +164,7 @@ static node *new_node(octav_model *m, octav_op op, const char *name, int in0, in
 
 static int node_id(const octav_model *m, const node *n) { return (int)(n - m->nodes); }
 
-static int add_param(octav_model *m, node *n, const char *suffix, int ndim, const int64_t *dims,
+int model_add_param(octav_model *m, node *n, const char *suffix, int ndim, const int64_t *dims,
                      int trainable, int decay, int pool) {
     char name[NODE_NAME_MAX + 24];
     snprintf(name, sizeof name, "%s.%s", n->name, suffix);
@@ -167,7 +175,7 @@ static int add_param(octav_model *m, node *n, const char *suffix, int ndim, cons
 
 int octav_add_conv2d(octav_model *m, const char *name, int in, int c_out, int k,
                      int stride, int pad, int groups, int bias) {
-    node *n = new_node(m, OCTAV_OP_CONV2D, name, in, -1);
+    node *n = model_new_node(m, OCTAV_OP_CONV2D, name, in, -1);
     if (!n) return -1;
     if (c_out < 1 || k < 1 || stride < 1 || pad < 0 || groups < 1 || n->c % groups || c_out % groups) {
         model_fail(m, OCTAV_EINVAL, "model: conv2d '%s': bad arguments (c_in %d, c_out %d, k %d, stride %d, pad %d, groups %d)",
@@ -184,13 +192,13 @@ int octav_add_conv2d(octav_model *m, const char *name, int in, int c_out, int k,
     n->k = k; n->stride = stride; n->pad = pad; n->groups = groups; n->bias = bias;
     n->c = c_out; n->h = ho; n->w = wo; n->size = (int64_t)c_out * ho * wo;
     int64_t wd[4] = {c_out, c_in / groups, k, k}, bd[1] = {c_out};
-    n->t_w = add_param(m, n, "weight", 4, wd, 1, 1, 0);
-    if (bias) n->t_b = add_param(m, n, "bias", 1, bd, 1, 0, 0);
+    n->t_w = model_add_param(m, n, "weight", 4, wd, 1, 1, 0);
+    if (bias) n->t_b = model_add_param(m, n, "bias", 1, bd, 1, 0, 0);
     return m->err ? -1 : node_id(m, n);
 }
 
 int octav_add_linear(octav_model *m, const char *name, int in, int out, int bias) {
-    node *n = new_node(m, OCTAV_OP_LINEAR, name, in, -1);
+    node *n = model_new_node(m, OCTAV_OP_LINEAR, name, in, -1);
     if (!n) return -1;
     if (out < 1) {
         model_fail(m, OCTAV_EINVAL, "model: linear '%s': %d outputs", n->name, out);
@@ -200,24 +208,24 @@ int octav_add_linear(octav_model *m, const char *name, int in, int out, int bias
     n->out = out; n->bias = bias;
     n->c = out; n->h = n->w = 1; n->size = out;
     int64_t wd[2] = {out, fin}, bd[1] = {out};
-    n->t_w = add_param(m, n, "weight", 2, wd, 1, 1, 0);
-    if (bias) n->t_b = add_param(m, n, "bias", 1, bd, 1, 0, 0);
+    n->t_w = model_add_param(m, n, "weight", 2, wd, 1, 1, 0);
+    if (bias) n->t_b = model_add_param(m, n, "bias", 1, bd, 1, 0, 0);
     return m->err ? -1 : node_id(m, n);
 }
 
 int octav_add_batchnorm(octav_model *m, const char *name, int in) {
-    node *n = new_node(m, OCTAV_OP_BATCHNORM, name, in, -1);
+    node *n = model_new_node(m, OCTAV_OP_BATCHNORM, name, in, -1);
     if (!n) return -1;
     int64_t d[1] = {n->c};
-    n->t_gamma = add_param(m, n, "weight", 1, d, 1, 0, 0);
-    n->t_beta = add_param(m, n, "bias", 1, d, 1, 0, 0);
-    n->t_rmean = add_param(m, n, "running_mean", 1, d, 0, 0, 1);
-    n->t_rvar = add_param(m, n, "running_var", 1, d, 0, 0, 1);
+    n->t_gamma = model_add_param(m, n, "weight", 1, d, 1, 0, 0);
+    n->t_beta = model_add_param(m, n, "bias", 1, d, 1, 0, 0);
+    n->t_rmean = model_add_param(m, n, "running_mean", 1, d, 0, 0, 1);
+    n->t_rvar = model_add_param(m, n, "running_var", 1, d, 0, 0, 1);
     return m->err ? -1 : node_id(m, n);
 }
 
 static int add_simple(octav_model *m, octav_op op, int in, int nonneg) {
-    node *n = new_node(m, op, NULL, in, -1);
+    node *n = model_new_node(m, op, NULL, in, -1);
     if (!n) return -1;
     n->nonneg = nonneg < 0 ? m->nodes[in].nonneg : nonneg;
     return node_id(m, n);
@@ -252,7 +260,7 @@ int octav_add_gap(octav_model *m, int in) {
 }
 
 static int add_pool(octav_model *m, octav_op op, int in, int k, int stride, int pad) {
-    node *n = new_node(m, op, NULL, in, -1);
+    node *n = model_new_node(m, op, NULL, in, -1);
     if (!n) return -1;
     if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k || n->h + 2 * pad < k || n->w + 2 * pad < k) {
         model_fail(m, OCTAV_EINVAL, "model: %s: bad window k %d stride %d pad %d for %dx%d",
@@ -275,7 +283,7 @@ int octav_add_avgpool(octav_model *m, int in, int k, int stride, int pad) {
 }
 
 int octav_add_add(octav_model *m, int a, int b) {
-    node *n = new_node(m, OCTAV_OP_ADD, NULL, a, b);
+    node *n = model_new_node(m, OCTAV_OP_ADD, NULL, a, b);
     if (!n) return -1;
     const node *na = &m->nodes[a], *nb = &m->nodes[b];
     if (na->c != nb->c || na->h != nb->h || na->w != nb->w) {
@@ -293,10 +301,16 @@ octav_status octav_model_finalize(octav_model *m) {
     if (m->finalized) return OCTAV_OK;
     if (m->nnodes < 2) return octav_set_error(OCTAV_EINVAL, "model: no layers");
     node *last = &m->nodes[m->nnodes - 1];
-    if (last->h != 1 || last->w != 1)
-        return octav_set_error(OCTAV_EINVAL, "model: the last node '%s' is %dx%dx%d, not a vector of logits",
-                               last->name, last->c, last->h, last->w);
-    m->nclasses = last->c;
+    if (last->h == 1 && last->w == 1) {
+        m->nclasses = last->c;
+        m->positions = 1;
+    } else if (last->c == 1) {   /* a sequence: logits per position */
+        m->nclasses = last->w;
+        m->positions = last->h;
+    } else {
+        return octav_set_error(OCTAV_EINVAL, "model: the last node '%s' is %dx%dx%d, not a vector of logits "
+                               "or a sequence (1, L, classes)", last->name, last->c, last->h, last->w);
+    }
     for (int i = 0; i < m->nnodes; i++) m->nodes[i].nconsumers = 0;
     for (int i = 1; i < m->nnodes; i++)
         for (int j = 0; j < 2; j++)
@@ -361,6 +375,7 @@ octav_op octav_model_node_op(const octav_model *m, int id) {
 }
 int64_t octav_model_step(const octav_model *m) { return m->step; }
 int octav_model_num_classes(const octav_model *m) { return m->nclasses; }
+int octav_model_label_positions(const octav_model *m) { return m->positions; }
 void octav_model_input_shape(const octav_model *m, int *c, int *h, int *w) {
     *c = m->nodes[0].c; *h = m->nodes[0].h; *w = m->nodes[0].w;
 }
@@ -374,6 +389,8 @@ size_t octav_model_memory(const octav_model *m) {
         b += (size_t)(m->cap * n->size) * 2 * sizeof(float);
         if (n->argmax) b += (size_t)(m->cap * n->size) * sizeof(int32_t);
         if (n->mask) b += (size_t)(m->cap * n->size);
+        if (n->aux) b += (size_t)(m->cap * seq_aux_per_sample(m, n)) * sizeof(float);
+        if (n->ids) b += (size_t)(m->cap * n->h) * sizeof(int32_t);
         if (n->size > maxsize) maxsize = n->size;
     }
     b += (size_t)(m->cap * maxsize) * sizeof(float);
@@ -408,6 +425,17 @@ octav_status octav_model_init(octav_model *m, uint64_t seed) {
                     for (int64_t j = 0; j < b->numel; j++)
                         b->data[j] = (float)(bound * (2.0 * octav_rng_uniform(&rng) - 1.0));
                 }
+            }
+        } else if (n->op == OCTAV_OP_EMBEDDING) {
+            /* PyTorch's nn.Embedding default N(0, 1), for token and position */
+            for (int t = 0; t < 2; t++) {
+                mtensor *e = &m->tensors[t ? n->t_b : n->t_w];
+                for (int64_t j = 0; j < e->numel; j++) e->data[j] = (float)octav_rng_normal(&rng);
+            }
+        } else if (n->op == OCTAV_OP_LAYERNORM) {
+            for (int64_t j = 0; j < n->w; j++) {
+                m->tensors[n->t_gamma].data[j] = 1.0f;
+                m->tensors[n->t_beta].data[j] = 0.0f;
             }
         } else if (n->op == OCTAV_OP_BATCHNORM) {
             for (int64_t j = 0; j < n->c; j++) {
@@ -446,10 +474,14 @@ static octav_status ensure_batch(octav_model *m, int64_t n) {
         if (!nd->y || (i && !nd->dy)) goto oom;
         if (nd->op == OCTAV_OP_MAXPOOL && !(nd->argmax = octav_malloc(cnt * sizeof(int32_t)))) goto oom;
         if (nd->op == OCTAV_OP_DROPOUT && !(nd->mask = octav_malloc(cnt))) goto oom;
+        int64_t aux = seq_aux_per_sample(m, nd);
+        if (aux && !(nd->aux = octav_malloc((size_t)(n * aux) * sizeof(float)))) goto oom;
+        if (nd->op == OCTAV_OP_EMBEDDING && !(nd->ids = octav_malloc((size_t)(n * nd->h) * sizeof(int32_t))))
+            goto oom;
     }
     m->scratch = octav_malloc((size_t)(n * maxsize) * sizeof(float));
-    m->probs = octav_malloc((size_t)(n * m->nclasses) * sizeof(float));
-    m->eval_labels = octav_malloc((size_t)n * sizeof(int32_t));
+    m->probs = octav_malloc((size_t)(n * m->positions * m->nclasses) * sizeof(float));
+    m->eval_labels = octav_malloc((size_t)(n * m->positions) * sizeof(int32_t));
     if (!m->scratch || !m->probs || !m->eval_labels) goto oom;
     m->cap = n;
     return OCTAV_OK;
@@ -505,7 +537,7 @@ static octav_status forward_node(octav_model *m, int i, int64_t n) {
             if ((st = conv_plan(m, nd, n))) return st;
             st = octav_conv2d_forward(nd->plan, xq, wq, b, nd->y);
         } else {
-            octav_linear_forward(xq, wq, b, nd->y, n, a->size, nd->out);
+            octav_linear_forward(xq, wq, b, nd->y, n * nd->rows, a->size / nd->rows, nd->out);
         }
         return st;
     }
@@ -537,7 +569,7 @@ static octav_status forward_node(octav_model *m, int i, int64_t n) {
             memcpy(nd->y, x, (size_t)(n * nd->size) * sizeof(float));
         return OCTAV_OK;
     case OCTAV_OP_FLATTEN: memcpy(nd->y, x, (size_t)(n * nd->size) * sizeof(float)); return OCTAV_OK;
-    default: return octav_set_error(OCTAV_EINVAL, "model: unexpected op %d", (int)nd->op);
+    default: return seq_forward(m, i, n);
     }
 }
 
@@ -579,7 +611,7 @@ static octav_status backward_node(octav_model *m, int i, int64_t n) {
         if (nd->op == OCTAV_OP_CONV2D)
             st = octav_conv2d_backward(nd->plan, xq, wq, dy, dx, w->grad, db);
         else
-            octav_linear_backward(xq, wq, dy, dx, w->grad, db, n, a->size, nd->out);
+            octav_linear_backward(xq, wq, dy, dx, w->grad, db, n * nd->rows, a->size / nd->rows, nd->out);
         if (st) return st;
         if (nd->q_w >= 0) {
             octav_shape s = weight_shape(m, nd);
@@ -623,7 +655,9 @@ static octav_status backward_node(octav_model *m, int i, int64_t n) {
         finish_grad(m, k, n);
         return OCTAV_OK;
     }
-    default: return octav_set_error(OCTAV_EINVAL, "model: unexpected op %d", (int)nd->op);
+    default:
+        if ((st = seq_backward(m, i, n, dx))) return st;
+        break;
     }
     finish_grad(m, j, n);
     return OCTAV_OK;
@@ -638,13 +672,25 @@ static octav_status run_forward(octav_model *m, const float *x, int64_t n) {
     return OCTAV_OK;
 }
 
-static void check_labels(const octav_model *m, const int32_t *labels, int64_t n, octav_status *st) {
-    for (int64_t i = 0; i < n; i++)
+/* n samples' labels (positions per sample); per-position models may
+ * leave positions unlabelled (negative). Returns the labelled count. */
+static int64_t check_labels(const octav_model *m, const int32_t *labels, int64_t n, octav_status *st) {
+    int64_t cnt = n * m->positions, used = 0;
+    for (int64_t i = 0; i < cnt; i++) {
+        if (labels[i] < 0 && m->positions > 1) continue;
         if (labels[i] < 0 || labels[i] >= m->nclasses) {
-            *st = octav_set_error(OCTAV_EINVAL, "model: label %d of sample %lld outside [0, %d)",
-                                  (int)labels[i], (long long)i, m->nclasses);
-            return;
+            if (m->positions > 1)
+                *st = octav_set_error(OCTAV_EINVAL, "model: label %d of sample %lld position %lld outside [0, %d)",
+                                      (int)labels[i], (long long)(i / m->positions),
+                                      (long long)(i % m->positions), m->nclasses);
+            else
+                *st = octav_set_error(OCTAV_EINVAL, "model: label %d of sample %lld outside [0, %d)",
+                                      (int)labels[i], (long long)i, m->nclasses);
+            return 0;
         }
+        used++;
+    }
+    return used;
 }
 
 /* ---- optimizer -------------------------------------------------------------- */
@@ -689,7 +735,7 @@ octav_status octav_model_train_step(octav_model *m, const octav_train_config *tc
     if (!m || !m->finalized || !tc || !x || !labels || n < 1)
         return octav_set_error(OCTAV_EINVAL, "train step: bad arguments");
     octav_status st = OCTAV_OK;
-    check_labels(m, labels, n, &st);
+    int64_t labelled = check_labels(m, labels, n, &st);
     if (st) return st;
     if ((st = ensure_optim(m, tc->optim))) return st;
     m->training = 1;
@@ -699,11 +745,14 @@ octav_status octav_model_train_step(octav_model *m, const octav_train_config *tc
     if (st) return st;
     node *last = &m->nodes[m->nnodes - 1];
     int64_t correct = 0;
-    double loss = octav_xent_forward(last->y, labels, m->probs, n, m->nclasses, (float)tc->label_smoothing, &correct);
+    const int64_t rows = n * m->positions;
+    double loss = octav_xent_forward(last->y, labels, m->probs, rows, m->nclasses, (float)tc->label_smoothing,
+                                     &correct);
     if (!isfinite(loss))
         return octav_set_error(OCTAV_ENONFINITE, "train step %lld: loss is %g", (long long)step, loss);
     for (int i = 0; i < m->nnodes; i++) m->nodes[i].grad_written = 0;
-    octav_xent_backward(m->probs, labels, last->dy, n, m->nclasses, (float)tc->label_smoothing, 1.0f / (float)n);
+    octav_xent_backward(m->probs, labels, last->dy, rows, m->nclasses, (float)tc->label_smoothing,
+                        labelled ? 1.0f / (float)labelled : 0.0f);
     last->grad_written = 1;
     m->training = 1;
     for (int i = m->nnodes - 1; i >= 1; i--) {
@@ -749,6 +798,7 @@ octav_status octav_model_train_step(octav_model *m, const octav_train_config *tc
     if (res) {
         res->loss = loss;
         res->correct = correct;
+        res->labelled = labelled;
         res->lr = lr;
         res->grad_norm = gnorm;
     }
@@ -779,7 +829,7 @@ octav_status octav_model_evaluate(octav_model *m, const float *images, const int
     if (!m || !m->finalized || !images || !labels || count < 1 || batch < 1)
         return octav_set_error(OCTAV_EINVAL, "evaluate: bad arguments");
     octav_status st = OCTAV_OK;
-    check_labels(m, labels, count, &st);
+    int64_t labelled = check_labels(m, labels, count, &st);
     if (st) return st;
     int64_t correct = 0;
     double lsum = 0;
@@ -789,11 +839,17 @@ octav_status octav_model_evaluate(octav_model *m, const float *images, const int
         const float *logits;
         if ((st = octav_model_forward(m, images + s * per, n, &logits))) return st;
         int64_t c = 0;
-        double l = octav_xent_forward(logits, labels + s, m->probs, n, m->nclasses, 0.0f, &c);
+        const int32_t *lab = labels + s * m->positions;
+        int64_t used = n * m->positions;
+        if (m->positions > 1) {
+            used = 0;
+            for (int64_t e = 0; e < n * m->positions; e++) used += lab[e] >= 0;
+        }
+        double l = octav_xent_forward(logits, lab, m->probs, n * m->positions, m->nclasses, 0.0f, &c);
         correct += c;
-        lsum += l * (double)n;
+        lsum += l * (double)used;
     }
-    if (accuracy) *accuracy = (double)correct / (double)count;
-    if (loss) *loss = lsum / (double)count;
+    if (accuracy) *accuracy = labelled ? (double)correct / (double)labelled : 0.0;
+    if (loss) *loss = labelled ? lsum / (double)labelled : 0.0;
     return OCTAV_OK;
 }

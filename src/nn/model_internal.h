@@ -24,9 +24,13 @@ typedef struct {
 } mtensor;
 
 /* A quantizer: the fake quantization of one conv/linear weight or input. */
+/* What a quantizer quantizes. */
+enum { QR_WEIGHT = 0, QR_INPUT, QR_Q, QR_K, QR_PROBS, QR_V, QR_COUNT_ };
+
 typedef struct {
     int node;
     int is_weight;
+    int role;             /* QR_*                                           */
     int bits;
     octav_grid grid;
     octav_group_spec spec;
@@ -56,12 +60,16 @@ typedef struct {
     float p;
     int t_w, t_b, t_gamma, t_beta, t_rmean, t_rvar;   /* tensor ids or -1   */
     int q_w, q_a;          /* quantizer ids or -1                           */
+    int q_att[4];          /* attention: q, k, probs, v quantizers or -1     */
+    int64_t rows;          /* linear: rows per sample (dense: L, else 1)    */
     octav_conv2d *plan;    /* for plan_n                                    */
     int64_t plan_n;
     float *y, *dy;         /* [cap, size]                                   */
     float *mean, *rstd;    /* batchnorm: [c]                                */
     int32_t *argmax;       /* maxpool: [cap, size]                          */
     uint8_t *mask;         /* dropout: [cap, size]                          */
+    float *aux;            /* layernorm / attention work buffers (cap)      */
+    int32_t *ids;          /* embedding: [cap, L] token ids                 */
     int nconsumers;
     int grad_written;
 } node;
@@ -77,6 +85,7 @@ struct octav_model {
     char errmsg[256];
     int finalized;
     int nclasses;
+    int positions;         /* labels per sample (1, or L for sequences)      */
     /* pools */
     float *params, *grads, *opt_m, *opt_v;
     int64_t nparams;
@@ -113,7 +122,17 @@ octav_status qat_forward(octav_model *m, int q, const float *x,
 octav_status qat_backward(octav_model *m, int q, const float *x,
                           const octav_shape *shape, const float *dq, float *dx);
 
+/* model_seq.c: the sequence nodes (embedding, layernorm, gelu, attention,
+ * token). aux floats per sample; forward; backward writing dx (NULL when
+ * the input takes no gradient). */
+int64_t seq_aux_per_sample(const octav_model *m, const node *nd);
+octav_status seq_forward(octav_model *m, int i, int64_t n);
+octav_status seq_backward(octav_model *m, int i, int64_t n, float *dx);
+
 /* model.c */
+node *model_new_node(octav_model *m, octav_op op, const char *name, int in0, int in1);
+int model_add_param(octav_model *m, node *n, const char *suffix, int ndim, const int64_t *dims,
+                    int trainable, int decay, int pool);
 int model_add_tensor(octav_model *m, const char *name, const octav_shape *shape,
                      int trainable, int decay, int pool);
 void model_fail(octav_model *m, octav_status st, const char *fmt, ...)

@@ -91,7 +91,10 @@ void qat_free(octav_model *m) {
     octav_free(m->quant);
     m->quant = NULL;
     m->nquant = 0;
-    for (int i = 0; i < m->nnodes; i++) m->nodes[i].q_w = m->nodes[i].q_a = -1;
+    for (int i = 0; i < m->nnodes; i++) {
+        m->nodes[i].q_w = m->nodes[i].q_a = -1;
+        for (int k = 0; k < 4; k++) m->nodes[i].q_att[k] = -1;
+    }
     /* drop the scale tensors (always the last ones) */
     while (m->ntensors > 0 && m->tensors[m->ntensors - 1].pool == 2) m->ntensors--;
     octav_free(m->qparams); octav_free(m->qgrads); octav_free(m->q_m); octav_free(m->q_v);
@@ -124,21 +127,32 @@ octav_status qat_setup(octav_model *m) {
         if (op == OCTAV_OP_CONV2D || op == OCTAV_OP_LINEAR) {
             if (first < 0) first = i;
             last = i;
-            count++;
+            count += 2;
+        } else if (op == OCTAV_OP_ATTENTION) {
+            count += 4;
         }
     }
-    if (m->nodes[last].op != OCTAV_OP_LINEAR) last = -1;
-    m->quant = octav_calloc((size_t)(2 * count + 1), sizeof(quantizer));
+    if (last >= 0 && m->nodes[last].op != OCTAV_OP_LINEAR) last = -1;
+    m->quant = octav_calloc((size_t)(count + 1), sizeof(quantizer));
     if (!m->quant) return octav_set_error(OCTAV_ENOMEM, "qat: out of memory");
     int64_t total = 0;
+    static const int gemm_roles[] = {QR_WEIGHT, QR_INPUT}, att_roles[] = {QR_Q, QR_K, QR_PROBS, QR_V};
+    static const char *const suffix[QR_COUNT_] = {"weight_scale", "input_scale", "q_scale", "k_scale",
+                                                  "probs_scale", "v_scale"};
     for (int i = 1; i < m->nnodes; i++) {
         node *nd = &m->nodes[i];
-        if (nd->op != OCTAV_OP_CONV2D && nd->op != OCTAV_OP_LINEAR) continue;
+        const int *roles;
+        int nroles;
+        if (nd->op == OCTAV_OP_CONV2D || nd->op == OCTAV_OP_LINEAR) { roles = gemm_roles; nroles = 2; }
+        else if (nd->op == OCTAV_OP_ATTENTION) { roles = att_roles; nroles = 4; }
+        else continue;
         int bits = (i == first || i == last) ? c->first_last_bits : c->bits;
-        for (int isw = 1; isw >= 0; isw--) {
+        for (int r = 0; r < nroles; r++) {
+            int role = roles[r], isw = role == QR_WEIGHT;
             quantizer *q = &m->quant[m->nquant];
             q->node = i;
             q->is_weight = isw;
+            q->role = role;
             q->bits = bits;
             if (isw) {
                 const mtensor *w = &m->tensors[nd->t_w];
@@ -148,18 +162,23 @@ octav_status qat_setup(octav_model *m) {
                 q->spec.axis = 0;
                 q->ngroups = q->spec.kind == OCTAV_GRAN_CHANNEL ? w->shape.dim[0] : 1;
                 q->group_numel = w->numel / q->ngroups;
-            } else {
+            } else if (role == QR_INPUT) {
                 const node *in = &m->nodes[nd->in[0]];
                 q->grid.kind = in->nonneg ? OCTAV_GRID_UNSIGNED : OCTAV_GRID_FULL;
                 q->spec.kind = OCTAV_GRAN_TENSOR;
                 q->ngroups = 1;
                 q->group_numel = in->size;
+            } else {   /* attention operands: probabilities are >= 0 */
+                q->grid.kind = role == QR_PROBS ? OCTAV_GRID_UNSIGNED : OCTAV_GRID_FULL;
+                q->spec.kind = OCTAV_GRAN_TENSOR;
+                q->ngroups = 1;
+                q->group_numel = role == QR_PROBS ? (int64_t)nd->groups * nd->h * nd->h : nd->size;
             }
             q->grid.bits = bits;
             octav_status st = octav_grid_check(q->grid);
             if (st) return st;
             char name[NODE_NAME_MAX + 16];
-            snprintf(name, sizeof name, "%s.%s", nd->name, isw ? "weight_scale" : "input_scale");
+            snprintf(name, sizeof name, "%s.%s", nd->name, suffix[role]);
             octav_shape s = {.ndim = 1};
             s.dim[0] = q->ngroups;
             int t = model_add_tensor(m, name, &s, learned(m), m->qat.mode == OCTAV_QCLIP_PACT, 2);
@@ -174,7 +193,9 @@ octav_status qat_setup(octav_model *m) {
             q->iters = octav_calloc((size_t)q->ngroups, sizeof(int32_t));
             if (!q->calib_sum || !q->dscale || !q->tmp || !q->iters)
                 return octav_set_error(OCTAV_ENOMEM, "qat: out of memory");
-            if (isw) nd->q_w = m->nquant - 1; else nd->q_a = m->nquant - 1;
+            if (role == QR_WEIGHT) nd->q_w = m->nquant - 1;
+            else if (role == QR_INPUT) nd->q_a = m->nquant - 1;
+            else nd->q_att[role - QR_Q] = m->nquant - 1;
         }
     }
     m->nqparams = total;
@@ -332,6 +353,8 @@ octav_status octav_model_quantizer(octav_model *m, int i, int measure, octav_qua
     memset(r, 0, sizeof *r);
     r->node = m->nodes[q->node].name;
     r->is_weight = q->is_weight;
+    static const char *const operand[QR_COUNT_] = {"weight", "input", "q", "k", "probs", "v"};
+    r->operand = operand[q->role];
     r->bits = q->bits;
     r->grid = q->grid.kind;
     r->ngroups = q->ngroups;

@@ -9,16 +9,27 @@
  *   mobilenetv2  Sandler et al.'s inverted residuals (expand 1x1, depthwise
  *                3x3, project 1x1, ReLU6, residual when shapes agree) with
  *                the CIFAR stem (stride 1) and the width multiplier
+ *   transformer  encoder-only, pre-LayerNorm (token + learned position
+ *                embeddings; per block x += proj(attn(ln1 x)), x +=
+ *                fc2(gelu(fc1(ln2 x))); final ln_f), [CLS] (position 0)
+ *                classified by a linear head; transformer-mlm has a
+ *                per-position head over the vocabulary instead (masked-
+ *                token pretraining). Dropout after the embeddings and on
+ *                each residual branch.
  * Names follow PyTorch-like dotted paths ("layer2.0.conv1"). */
 #include <stdio.h>
 #include <string.h>
 
 #include "nn/model_internal.h"
 
-const char *const octav_model_names[] = {"mlp", "cnn", "resnet20", "mobilenetv2", NULL};
+#define TF_MIN_VOCAB 2  /* padding (id 0) and one more token */
+
+const char *const octav_model_names[] = {"mlp", "cnn", "resnet20", "mobilenetv2", "transformer",
+                                         "transformer-mlm", NULL};
 
 octav_model_options octav_model_options_default(void) {
-    octav_model_options o = {.width = 1.0f, .dropout = 0.25f, .hidden = 512};
+    octav_model_options o = {.width = 1.0f, .dropout = 0.25f, .hidden = 512,
+                             .dim = 128, .heads = 4, .layers = 4, .tf_dropout = 0.1f};
     return o;
 }
 
@@ -124,12 +135,52 @@ static void build_mobilenetv2(octav_model *m, int nclasses, const octav_model_op
     octav_add_linear(m, "classifier", x, nclasses, 1);
 }
 
+static void build_transformer(octav_model *m, int nclasses, int mlm, const octav_model_options *o) {
+    char nm[NODE_NAME_MAX];
+    const int d = o->dim, f = o->mlp > 0 ? o->mlp : 4 * d;
+    const float p = o->tf_dropout;
+    int x = octav_add_embedding(m, "embed", 0, o->vocab, d);
+    if (p > 0) x = octav_add_dropout(m, x, p);
+    for (int i = 0; i < o->layers; i++) {
+#define NM(s) (snprintf(nm, sizeof nm, "block%d.%s", i, s), nm)
+        int h = octav_add_layernorm(m, NM("ln1"), x);
+        h = octav_add_dense(m, NM("qkv"), h, 3 * d, 1);
+        h = octav_add_attention(m, NM("attn"), h, 0, o->heads);
+        h = octav_add_dense(m, NM("proj"), h, d, 1);
+        if (p > 0) h = octav_add_dropout(m, h, p);
+        x = octav_add_add(m, x, h);
+        h = octav_add_layernorm(m, NM("ln2"), x);
+        h = octav_add_dense(m, NM("fc1"), h, f, 1);
+        h = octav_add_gelu(m, h);
+        h = octav_add_dense(m, NM("fc2"), h, d, 1);
+        if (p > 0) h = octav_add_dropout(m, h, p);
+        x = octav_add_add(m, x, h);
+#undef NM
+    }
+    x = octav_add_layernorm(m, "ln_f", x);
+    if (mlm) {
+        octav_add_dense(m, "mlm", x, o->vocab, 1);
+    } else {
+        x = octav_add_token(m, x, 0);
+        octav_add_linear(m, "head", x, nclasses, 1);
+    }
+}
+
 octav_status octav_model_zoo(const char *name, int c, int h, int w, int nclasses,
                              const octav_model_options *opt, octav_model **out) {
     if (!name || !out) return octav_set_error(OCTAV_EINVAL, "model: NULL argument");
     *out = NULL;
-    if (nclasses < 2) return octav_set_error(OCTAV_EINVAL, "model: %d classes (need at least 2)", nclasses);
     octav_model_options o = opt ? *opt : octav_model_options_default();
+    int tf = strncmp(name, "transformer", 11) == 0;
+    if (nclasses < 2 && strcmp(name, "transformer-mlm") != 0)
+        return octav_set_error(OCTAV_EINVAL, "model: %d classes (need at least 2)", nclasses);
+    if (tf && (c != 1 || h != 1 || w < 2 || o.vocab < TF_MIN_VOCAB || o.dim < 1 || o.heads < 1 ||
+               o.dim % o.heads || o.layers < 1 || o.mlp < 0 || !(o.tf_dropout >= 0 && o.tf_dropout < 1)))
+        return octav_set_error(OCTAV_EINVAL,
+                               "model '%s': needs token input (1, 1, L >= 2) (got %dx%dx%d), vocab >= %d (%d), "
+                               "heads dividing dim (%d, %d), layers >= 1 (%d), dropout in [0, 1) (%g)",
+                               name, c, h, w, TF_MIN_VOCAB, o.vocab, o.heads, o.dim, o.layers,
+                               (double)o.tf_dropout);
     if (!(o.width > 0 && o.width <= 4) || !(o.dropout >= 0 && o.dropout < 1) || o.hidden < 1)
         return octav_set_error(OCTAV_EINVAL, "model: bad options (width %g in (0, 4], dropout %g in [0, 1), hidden %d)",
                                (double)o.width, (double)o.dropout, o.hidden);
@@ -137,8 +188,10 @@ octav_status octav_model_zoo(const char *name, int c, int h, int w, int nclasses
     for (int i = 0; octav_model_names[i]; i++)
         if (strcmp(name, octav_model_names[i]) == 0) which = i;
     if (which < 0)
-        return octav_set_error(OCTAV_EINVAL, "model '%s': expected mlp, cnn, resnet20 or mobilenetv2", name);
-    if (which > 0 && (h < 8 || w < 8))
+        return octav_set_error(OCTAV_EINVAL,
+                               "model '%s': expected mlp, cnn, resnet20, mobilenetv2, transformer or transformer-mlm",
+                               name);
+    if (which > 0 && !tf && (h < 8 || w < 8))
         return octav_set_error(OCTAV_EINVAL, "model '%s': input %dx%d smaller than 8x8", name, h, w);
     octav_model *m;
     octav_status st = octav_model_create(c, h, w, &m);
@@ -147,7 +200,8 @@ octav_status octav_model_zoo(const char *name, int c, int h, int w, int nclasses
     case 0: build_mlp(m, nclasses, &o); break;
     case 1: build_cnn(m, nclasses, &o); break;
     case 2: build_resnet20(m, nclasses); break;
-    default: build_mobilenetv2(m, nclasses, &o); break;
+    case 3: build_mobilenetv2(m, nclasses, &o); break;
+    default: build_transformer(m, nclasses, which == 5, &o); break;
     }
     if ((st = octav_model_finalize(m))) { octav_model_destroy(m); return st; }
     *out = m;
