@@ -1,13 +1,15 @@
 #!/bin/sh
 # deps.sh -- installs the Debian packages octav needs for a make target.
 #   scripts/deps.sh build     compiler, cmake, pkg-config, cJSON, zlib, BLIS, oneDNN,
-#                             Fashion-MNIST (the default training data)
+#                             Fashion-MNIST (the default training data) and the
+#                             12 Debian word lists (the text corpus, --data langid)
 #   scripts/deps.sh fixtures  + python3-numpy, python3-torch (regenerating test fixtures)
 #   scripts/deps.sh bench     + python3-numpy, python3-torch, gnuplot-nox (peers, plot)
 #   scripts/deps.sh results   + gnuplot-nox, python3 (figures of docs/RESULTS.md)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 want="gcc make cmake pkg-config libcjson-dev zlib1g-dev libblis-openmp-dev libdnnl-dev dataset-fashion-mnist"
+want="$want wamerican wfrench wngerman witalian wspanish wportuguese wdutch wswedish wpolish wdanish wnorwegian wcatalan"
 case "${1:-build}" in
   build) ;;
   fixtures) want="$want python3-numpy python3-torch" ;;

@@ -277,10 +277,13 @@ size_t octav_model_memory(const octav_model *m);
  * (the given pairs plus "octav.step", "octav.qat"); atomic (temp + rename). */
 octav_status octav_model_save(const octav_model *m, const char *path,
                               const octav_kv *meta, int nmeta);
-/* Loads tensors by name. full != 0 (resume): every model tensor, the
+/* Loads tensors by name. full == 1 (resume): every model tensor, the
  * optimizer state and the step must be present. full == 0 (init from a
  * float model): parameters and running statistics must be present; scales
- * and optimizer state are ignored. Shape mismatches are OCTAV_EFORMAT
+ * and optimizer state are ignored. full == 2 (init from a pretrained
+ * trunk, e.g. a transformer-mlm checkpoint for a transformer): parameters
+ * and statistics present in the file are loaded, the others keep their
+ * values (at least one must match). Shape mismatches are OCTAV_EFORMAT
  * naming the tensor. The metadata is returned when meta != NULL (caller
  * frees with octav_safetensors_free on a struct holding it; see .c). */
 octav_status octav_model_load(octav_model *m, const char *path, int full,

@@ -109,11 +109,21 @@ octav_status octav_model_load(octav_model *m, const char *path, int full, octav_
     memcpy(p, m->params, np * sizeof(float));
     memcpy(sb, m->state, ns * sizeof(float));
     if (nq) memcpy(qb, m->qparams, nq * sizeof(float));
+    const int trunk = full == 2;
+    if (trunk) full = 0;
+    int64_t nfound = 0;
     for (int i = 0; i < m->ntensors; i++) {
         const mtensor *t = &m->tensors[i];
         float *dst = (t->pool == 0 ? p : t->pool == 1 ? sb : qb) + t->offset;
-        int found;
-        if ((s = copy_tensor(&st, path, t->name, &t->shape, dst, full || t->pool != 2, &found))) goto done;
+        int found = 0;
+        int required = full || (!trunk && t->pool != 2);
+        if (trunk && t->pool == 2) continue;
+        if ((s = copy_tensor(&st, path, t->name, &t->shape, dst, required, &found))) goto done;
+        nfound += found;
+    }
+    if (trunk && nfound == 0) {
+        s = octav_set_error(OCTAV_EFORMAT, "%s: no tensor of the model is in the checkpoint", path);
+        goto done;
     }
     if (full) {
         const char *sv = meta_get(&st, "octav.step");
