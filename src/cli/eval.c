@@ -70,9 +70,11 @@ int cli_eval(int argc, char **argv) {
         if (strlen(data) >= sizeof c.data) { cli_errorf("--data: path too long"); return EXIT_USAGE; }
         snprintf(c.data, sizeof c.data, "%s", data);
     }
-    octav_dataset train, test;
-    if (!run_load_data(&c, &train, &test)) return EXIT_FAIL;
+    octav_dataset train, val, test;
+    if (!run_load_data(&c, &train, &val, &test)) return EXIT_FAIL;
     octav_dataset_free(&train);
+    octav_dataset_free(&val);
+    int32_t *pos_labels = NULL;   /* mlm: the masked test set's per-position labels */
     float mean[4], sd[4];
     int status = EXIT_FAIL;
     octav_model *mq = NULL, *mf = NULL;
@@ -81,7 +83,19 @@ int cli_eval(int argc, char **argv) {
         cli_errorf("%s: normalisation metadata '%s' does not fit %lld-channel data", path, norm, (long long)test.c);
         goto done;
     }
-    octav_dataset_normalize(&test, mean, sd);
+    if (!run_is_langid(&c)) octav_dataset_normalize(&test, mean, sd);
+    if (strcmp(c.task, "mlm") == 0) {
+        int64_t cnt = test.n * c.max_len;
+        int32_t *tmp = malloc((size_t)cnt * sizeof(int32_t));
+        int64_t *ids = malloc((size_t)test.n * sizeof(int64_t));
+        pos_labels = malloc((size_t)cnt * sizeof(int32_t));
+        if (!tmp || !ids || !pos_labels) { free(tmp); free(ids); cli_errorf("out of memory"); goto done; }
+        for (int64_t i = 0; i < test.n; i++) ids[i] = i;
+        run_mlm_mask(&c, test.images, pos_labels, ids, test.n, 0x7e57u, tmp);   /* as `octav train` */
+        free(tmp);
+        free(ids);
+    }
+    const int32_t *labels = pos_labels ? pos_labels : test.labels;
     run_config cf = c;
     cf.bits = 32;
     if (!run_build_model(&c, (int)test.c, (int)test.h, (int)test.w, test.nclasses, &mq) ||
@@ -92,8 +106,8 @@ int cli_eval(int argc, char **argv) {
         goto done;
     }
     double qacc = 0, qloss = 0, facc = 0, floss = 0;
-    if (octav_model_evaluate(mf, test.images, test.labels, test.n, batch, &facc, &floss) ||
-        octav_model_evaluate(mq, test.images, test.labels, test.n, batch, &qacc, &qloss)) {
+    if (octav_model_evaluate(mf, test.images, labels, test.n, batch, &facc, &floss) ||
+        octav_model_evaluate(mq, test.images, labels, test.n, batch, &qacc, &qloss)) {
         cli_error("eval");
         goto done;
     }
@@ -105,7 +119,7 @@ int cli_eval(int argc, char **argv) {
     if (json) {
         doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "checkpoint", path);
-        cJSON_AddStringToObject(doc, "model", c.model);
+        cJSON_AddStringToObject(doc, "model", run_zoo_name(&c));
         cJSON_AddNumberToObject(doc, "bits", c.bits);
         cJSON_AddStringToObject(doc, "clip", qname);
         cJSON_AddNumberToObject(doc, "test_images", (double)test.n);
@@ -121,7 +135,7 @@ int cli_eval(int argc, char **argv) {
         printf("%s\n", s);
         free(s);
     } else {
-        printf("%s  %s  %s\n", path, c.model, octav_model_quantized(mq) ? "" : "(float)");
+        printf("%s  %s  %s\n", path, run_zoo_name(&c), octav_model_quantized(mq) ? "" : "(float)");
         if (octav_model_quantized(mq))
             printf("test accuracy  %.2f%% quantized (%d-bit, first/last %d, %s)   %.2f%% float weights\n", 100 * qacc,
                    c.bits, c.first_last_bits, qname, 100 * facc);
@@ -133,7 +147,7 @@ int cli_eval(int argc, char **argv) {
             for (int i = 0; i < nq; i++) {
                 octav_quant_report r;
                 if (octav_model_quantizer(mq, i, 1, &r)) { cli_error("eval"); goto done; }
-                printf("%-26s %-6s %4d %-8s %6lld %11.5g %9.4f %9.2f\n", r.node, r.is_weight ? "weight" : "input",
+                printf("%-26s %-6s %4d %-8s %6lld %11.5g %9.4f %9.2f\n", r.node, r.operand,
                        r.bits, octav_grid_name(r.grid), (long long)r.ngroups, r.scale, 100 * r.clipped_fraction,
                        r.sqnr_db);
             }
@@ -146,5 +160,6 @@ done:
     octav_model_destroy(mq);
     octav_model_destroy(mf);
     octav_dataset_free(&test);
+    free(pos_labels);
     return status;
 }

@@ -14,6 +14,8 @@ static void usage(FILE *f) {
             "  clip     best clipping scalar per tensor (or channel/block) and how it\n"
             "           compares with max, percentile, sigma, ACIQ, MSE sweep, entropy\n"
             "  train    train a model (float or quantization-aware with OCTAV clipping)\n"
+            "  pretrain masked-character pretraining of the transformer on the word\n"
+            "           lists (octav train --model transformer --data langid --task mlm)\n"
             "  eval     test accuracy and per-layer quantization of a checkpoint\n"
             "  bench    solver and fake-quantization speed against the memory floor,\n"
             "           training-step speed (float and QAT) of the built-in models\n"
@@ -35,6 +37,18 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pretrain")) {
+        /* octav train --model transformer --data langid --task mlm ARGS
+         * (later options override the first three) */
+        char *args[4096];
+        if (argc > 4090) { cli_errorf("too many arguments"); return EXIT_USAGE; }
+        char a0[] = "pretrain", m[] = "--model=transformer", d[] = "--data=langid", t[] = "--task=mlm";
+        int n = 0;
+        args[n++] = a0; args[n++] = m; args[n++] = d; args[n++] = t;
+        for (int i = 2; i < argc; i++) args[n++] = argv[i];
+        args[n] = NULL;
+        return cli_train(n, args);
+    }
     if (!strcmp(cmd, "help")) {
         if (argc < 3) { usage(stdout); return EXIT_OK; }
         if (!strcmp(argv[2], "clip")) { cli_clip_usage(stdout); return EXIT_OK; }

@@ -5,6 +5,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/run.h"
 
+#include "octav/langid.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -38,6 +40,18 @@ void run_config_defaults(run_config *c) {
     c->lr = -1;
     c->weight_decay = -1;
     c->warmup = -1;
+    snprintf(c->task, sizeof c->task, "classify");
+    c->dim = 128;
+    c->heads = 4;
+    c->layers = 4;
+    c->words_per_lang = 20000;
+    c->max_len = 24;
+}
+
+int run_is_langid(const run_config *c) { return strcmp(c->data, "langid") == 0 || strncmp(c->data, "langid:", 7) == 0; }
+int run_is_transformer(const run_config *c) { return strncmp(c->model, "transformer", 11) == 0; }
+const char *run_zoo_name(const run_config *c) {
+    return run_is_transformer(c) && strcmp(c->task, "mlm") == 0 ? "transformer-mlm" : c->model;
 }
 
 /* Fills the options left at -1 with the defaults of the model and mode. */
@@ -51,7 +65,8 @@ void run_config_finish(run_config *c) {
     }
     if (c->weight_decay < 0) c->weight_decay = c->optimizer == OCTAV_OPTIM_ADAMW ? 0.01 : (mnv2 ? 4e-5 : 5e-4);
     if (c->warmup < 0) c->warmup = 0;
-    if (c->dropout < 0) c->dropout = strcmp(c->model, "cnn") == 0 || strcmp(c->model, "mlp") == 0 ? 0.25 : 0.0;
+    if (c->dropout < 0)
+        c->dropout = strcmp(c->model, "cnn") == 0 || strcmp(c->model, "mlp") == 0 ? 0.25 : run_is_transformer(c) ? 0.1 : 0.0;
 }
 
 cJSON *run_config_json(const run_config *c) {
@@ -84,6 +99,15 @@ cJSON *run_config_json(const run_config *c) {
     cJSON_AddNumberToObject(o, "width", c->width);
     cJSON_AddNumberToObject(o, "dropout", c->dropout);
     cJSON_AddStringToObject(o, "init", c->init);
+    cJSON_AddStringToObject(o, "task", c->task);
+    cJSON_AddNumberToObject(o, "dim", c->dim);
+    cJSON_AddNumberToObject(o, "heads", c->heads);
+    cJSON_AddNumberToObject(o, "layers", c->layers);
+    cJSON_AddNumberToObject(o, "mlp", c->mlp);
+    cJSON_AddStringToObject(o, "langs", c->langs);
+    cJSON_AddNumberToObject(o, "words_per_lang", (double)c->words_per_lang);
+    cJSON_AddNumberToObject(o, "max_len", c->max_len);
+    cJSON_AddNumberToObject(o, "vocab", c->vocab);
     return o;
 }
 
@@ -137,16 +161,76 @@ int run_config_from_json(const char *text, run_config *c) {
     ok = ok && get_str(o, "optimizer", buf, sizeof buf);
     if (ok) c->optimizer = strcmp(buf, "adamw") == 0 ? OCTAV_OPTIM_ADAMW : OCTAV_OPTIM_SGD;
     ok = ok && get_str(o, "schedule", buf, sizeof buf) && octav_sched_parse(buf, &c->sched) == OCTAV_OK;
+    /* transformer / corpus fields: absent in checkpoints of image models
+     * written before they existed (the defaults then apply) */
+    get_str(o, "task", c->task, sizeof c->task);
+    get_str(o, "langs", c->langs, sizeof c->langs);
+#define OPT(key, field, type) if (get_num(o, key, &v)) c->field = (type)v
+    OPT("dim", dim, int);
+    OPT("heads", heads, int);
+    OPT("layers", layers, int);
+    OPT("mlp", mlp, int);
+    OPT("words_per_lang", words_per_lang, int64_t);
+    OPT("max_len", max_len, int);
+    OPT("vocab", vocab, int);
+#undef OPT
     cJSON_Delete(o);
     return ok;
 }
 
-/* "cifar10:DIR" reads the CIFAR-10 binary batches of DIR; anything else
- * is an MNIST-layout IDX directory. */
-int run_load_data(const run_config *c, octav_dataset *train, octav_dataset *test) {
+/* One split of the corpus as a dataset of token ids stored as floats. */
+static int langid_split(const octav_langid *d, int s, octav_dataset *out) {
+    int64_t n = d->count[s], L = d->max_len;
+    out->images = octav_malloc((size_t)(n * L) * sizeof(float));
+    out->labels = octav_malloc((size_t)n * sizeof(int32_t));
+    if (!out->images || !out->labels) return 0;
+    for (int64_t i = 0; i < n * L; i++) out->images[i] = (float)d->tokens[s][i];
+    memcpy(out->labels, d->labels[s], (size_t)n * sizeof(int32_t));
+    out->n = n;
+    out->c = 1; out->h = 1; out->w = L;
+    out->nclasses = d->nlang;
+    return 1;
+}
+
+static int load_langid(run_config *c, octav_dataset *train, octav_dataset *val, octav_dataset *test) {
+    octav_langid_config lc = octav_langid_default();
+    if (c->data[6] == ':') lc.dir = c->data + 7;
+    lc.languages = c->langs[0] ? c->langs : NULL;
+    lc.words_per_lang = c->words_per_lang;
+    lc.max_len = c->max_len;
+    octav_langid d;
+    if (octav_langid_load(&lc, &d)) { cli_error("data"); return 0; }
+    int ok = langid_split(&d, OCTAV_SPLIT_TRAIN, train) && langid_split(&d, OCTAV_SPLIT_VAL, val) &&
+             langid_split(&d, OCTAV_SPLIT_TEST, test);
+    if (ok && c->vocab && c->vocab != d.vocab) {
+        cli_errorf("data: the corpus has %d token ids, the checkpoint's model %d (different --langs/--words-per-lang?)",
+                   d.vocab, c->vocab);
+        ok = 0;
+    } else if (!ok) {
+        cli_errorf("out of memory");
+    }
+    c->vocab = d.vocab;
+    octav_langid_free(&d);
+    if (!ok) { octav_dataset_free(train); octav_dataset_free(val); octav_dataset_free(test); }
+    return ok;
+}
+
+void run_mlm_mask(const run_config *c, float *xb, int32_t *labels, const int64_t *ids, int64_t n, uint64_t seed,
+                  int32_t *tmp) {
+    int64_t cnt = n * c->max_len;
+    for (int64_t i = 0; i < cnt; i++) tmp[i] = (int32_t)xb[i];
+    octav_langid_mask(tmp, ids, n, c->max_len, c->vocab, 0.15, seed, tmp, labels);
+    for (int64_t i = 0; i < cnt; i++) xb[i] = (float)tmp[i];
+}
+
+/* "cifar10:DIR" reads the CIFAR-10 binary batches of DIR, "langid[:DIR]"
+ * the word lists; anything else is an MNIST-layout IDX directory. */
+int run_load_data(run_config *c, octav_dataset *train, octav_dataset *val, octav_dataset *test) {
     octav_status st;
     memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
     memset(test, 0, sizeof *test);
+    if (run_is_langid(c)) return load_langid(c, train, val, test);
     if (strncmp(c->data, "cifar10:", 8) == 0) {
         const char *dir = c->data + 8;
         char paths[6][4200];
@@ -179,13 +263,24 @@ int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, oct
     octav_model_options mo = octav_model_options_default();
     mo.width = (float)c->width;
     mo.dropout = (float)c->dropout;
-    if (octav_model_zoo(c->model, ch, h, w, nclasses, &mo, out)) { cli_error("model"); return 0; }
+    mo.tf_dropout = (float)c->dropout;
+    mo.vocab = c->vocab;
+    mo.dim = c->dim;
+    mo.heads = c->heads;
+    mo.layers = c->layers;
+    mo.mlp = c->mlp;
+    if (octav_model_zoo(run_zoo_name(c), ch, h, w, nclasses, &mo, out)) { cli_error("model"); return 0; }
     if (c->bits > 0 && c->bits < 32) {
         octav_qat_config q = octav_qat_default();
         q.bits = c->bits;
         q.first_last_bits = c->first_last_bits;
         q.calib_batches = c->calib_batches;
-        octav_granularity g;
+        octav_granularity g = OCTAV_GRAN_TENSOR;
+        /* "channel": conv weights per output channel; transformer linear
+         * weights per output feature (the paper's BERT recipe) */
+        if (octav_granularity_parse(c->weight_gran, &g) == OCTAV_OK && g == OCTAV_GRAN_TENSOR)
+            q.conv_weight_gran = OCTAV_GRAN_TENSOR;
+        if (run_is_transformer(c) && g == OCTAV_GRAN_CHANNEL) q.linear_weight_gran = OCTAV_GRAN_CHANNEL;
         if (octav_qat_parse_clip(c->clip, &q) || octav_qat_parse_grad(c->grad, &q) ||
             octav_granularity_parse(c->weight_gran, &g) || g == OCTAV_GRAN_BLOCK ||
             octav_model_set_qat(*out, &q)) {
@@ -205,7 +300,28 @@ int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, oct
 int run_config_check(const run_config *c) {
     int known = 0;
     for (int i = 0; octav_model_names[i]; i++) known |= strcmp(c->model, octav_model_names[i]) == 0;
-    if (!known) { cli_errorf("--model '%s': expected mlp, cnn, resnet20 or mobilenetv2", c->model); return 0; }
+    if (!known || strcmp(c->model, "transformer-mlm") == 0) {
+        cli_errorf("--model '%s': expected mlp, cnn, resnet20, mobilenetv2 or transformer", c->model);
+        return 0;
+    }
+    if (run_is_transformer(c) != run_is_langid(c)) {
+        cli_errorf(run_is_transformer(c) ? "--model transformer: needs --data langid (token data)"
+                                         : "--data langid: token data needs --model transformer");
+        return 0;
+    }
+    if (strcmp(c->task, "classify") != 0 && strcmp(c->task, "mlm") != 0) {
+        cli_errorf("--task '%s': expected classify or mlm", c->task);
+        return 0;
+    }
+    if (strcmp(c->task, "mlm") == 0 && !run_is_transformer(c)) { cli_errorf("--task mlm: needs --model transformer"); return 0; }
+    if (c->dim < 1 || c->dim > 4096 || c->heads < 1 || c->dim % c->heads || c->layers < 1 || c->layers > 64 ||
+        c->mlp < 0 || c->mlp > 65536) {
+        cli_errorf("--dim %d / --heads %d / --layers %d / --mlp %d: need dim 1..4096 divisible by heads, 1..64 layers",
+                   c->dim, c->heads, c->layers, c->mlp);
+        return 0;
+    }
+    if (c->max_len < 2 || c->max_len > 512) { cli_errorf("--max-len %d: expected 2..512", c->max_len); return 0; }
+    if (c->words_per_lang < 0) { cli_errorf("--words-per-lang: expected >= 0"); return 0; }
     if (c->bits != 32 && (c->bits < 2 || c->bits > 8)) { cli_errorf("--bits %d: expected 2..8, or 32 for float", c->bits); return 0; }
     if (c->first_last_bits < 2 || c->first_last_bits > 16) { cli_errorf("--first-last-bits %d: expected 2..16", c->first_last_bits); return 0; }
     if (c->batch < 1 || c->batch > 65536) { cli_errorf("--batch %lld: expected 1..65536", (long long)c->batch); return 0; }
@@ -271,7 +387,7 @@ cJSON *run_quant_json(octav_model *m) {
             return NULL;
         }
         cJSON_AddStringToObject(q, "layer", r.node);
-        cJSON_AddStringToObject(q, "tensor", r.is_weight ? "weight" : "input");
+        cJSON_AddStringToObject(q, "tensor", r.operand);
         cJSON_AddNumberToObject(q, "bits", r.bits);
         cJSON_AddStringToObject(q, "grid", octav_grid_name(r.grid));
         cJSON_AddNumberToObject(q, "groups", (double)r.ngroups);

@@ -37,6 +37,13 @@ typedef struct {
     double width;
     double dropout;
     char init[4096];
+    /* transformer and the langid corpus */
+    char task[16];            /* "classify" or "mlm" (masked-token pretraining) */
+    int dim, heads, layers, mlp;
+    char langs[256];          /* comma list, "" = all 12 */
+    int64_t words_per_lang;
+    int max_len;
+    int vocab;                /* set when the corpus is loaded */
 } run_config;
 
 void run_config_defaults(run_config *c);
@@ -44,7 +51,19 @@ void run_config_finish(run_config *c);
 int run_config_check(const run_config *c);          /* prints the error */
 cJSON *run_config_json(const run_config *c);
 int run_config_from_json(const char *text, run_config *c);
-int run_load_data(const run_config *c, octav_dataset *train, octav_dataset *test);
+/* Training and test sets; val receives the corpus's own validation split
+ * for langid data (token ids as floats, (1, 1, max_len)) and is left empty
+ * for image data (train.c splits it off the training set). Sets c->vocab. */
+int run_load_data(run_config *c, octav_dataset *train, octav_dataset *val, octav_dataset *test);
+int run_is_langid(const run_config *c);
+int run_is_transformer(const run_config *c);
+/* The zoo name: transformer-mlm for --task mlm. */
+const char *run_zoo_name(const run_config *c);
+/* Masked-token inputs for the n sequences of xb (token ids as floats, in
+ * place) and their per-position labels (n * max_len); sample ids key the
+ * masks (octav_langid_mask). */
+void run_mlm_mask(const run_config *c, float *xb, int32_t *labels, const int64_t *ids, int64_t n, uint64_t seed,
+                  int32_t *tmp);
 int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, octav_model **out);
 double run_now(void);
 /* The model's quantizers as a JSON array (layer, tensor, bits, grid, groups,

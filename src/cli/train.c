@@ -21,16 +21,34 @@ void cli_train_usage(FILE *f) {
             "quantized, clipping scalars from OCTAV re-solved at every step by default).\n"
             "\n"
             "model and data:\n"
-            "  --model NAME          mlp, cnn (default), resnet20, mobilenetv2\n"
+            "  --model NAME          mlp, cnn (default), resnet20, mobilenetv2, transformer\n"
             "  --width X             mobilenetv2 width multiplier (default 1.0)\n"
-            "  --dropout P           dropout before the classifier (cnn/mlp 0.25, else 0)\n"
+            "  --dropout P           dropout before the classifier (cnn/mlp 0.25,\n"
+            "                        transformer 0.1 on embeddings and residual branches)\n"
             "  --data DIR            MNIST-layout IDX directory (default: Fashion-MNIST,\n"
-            "                        /usr/share/datasets/fashion-mnist), or cifar10:DIR\n"
-            "                        (CIFAR-10 binary batches)\n"
-            "  --val N               validation images split off the training set (5000)\n"
+            "                        /usr/share/datasets/fashion-mnist), cifar10:DIR\n"
+            "                        (CIFAR-10 binary batches), or langid[:DIR] (language\n"
+            "                        of a word, Debian's word lists in /usr/share/dict)\n"
+            "  --val N               validation images split off the training set (5000;\n"
+            "                        langid has its own validation split)\n"
             "  --limit N             train on the first N images of the split only\n"
             "  --augment PAD[,flip]  random shifts up to PAD pixels (+ horizontal flips)\n"
             "\n"
+            "transformer (--model transformer --data langid):\n"
+            "  --task T              classify (default) or mlm: masked-character\n"
+            "                        pretraining (also `octav pretrain`); fine-tune with\n"
+            "                        --init on the mlm checkpoint\n"
+            "  --dim D --heads H     width (128) and attention heads (4)\n"
+            "  --layers N --mlp F    blocks (4) and MLP hidden units (4 * dim)\n"
+            "  --langs LIST          languages (default all 12: english, french, german,\n"
+            "                        italian, spanish, portuguese, dutch, swedish, polish,\n"
+            "                        danish, norwegian, catalan)\n"
+            "  --words-per-lang N    words sampled per language (20000; 0 = all)\n"
+            "  --max-len L           tokens per word incl. [CLS] (24; longer truncated)\n"
+            "  Transformer defaults: adamw, linear schedule, warmup 0.1 epoch, grad clip\n"
+            "  1, linear weights per output feature, every layer at --bits.\n"
+            "\n");
+    fprintf(f,
             "optimisation:\n"
             "  --epochs N            default 10 (mobilenetv2 15; with --init 2)\n"
             "  --batch N             default 128\n"
@@ -77,7 +95,8 @@ void cli_train_usage(FILE *f) {
 enum {
     O_MODEL = 256, O_WIDTH, O_DROPOUT, O_DATA, O_VAL, O_LIMIT, O_AUGMENT, O_EPOCHS, O_BATCH, O_OPTIM, O_LR,
     O_SCHED, O_WARMUP, O_MOMENTUM, O_NONESTEROV, O_WD, O_LS, O_GCLIP, O_SEED, O_THREADS, O_BITS, O_FLBITS,
-    O_CLIP, O_GRAD, O_WGRAN, O_CALIB, O_INIT, O_OUT, O_LOG, O_RESUME, O_STOP
+    O_CLIP, O_GRAD, O_WGRAN, O_CALIB, O_INIT, O_OUT, O_LOG, O_RESUME, O_STOP, O_TASK, O_DIM, O_HEADS, O_LAYERS,
+    O_MLP, O_LANGS, O_WPL, O_MAXLEN
 };
 
 static const struct option LONGOPTS[] = {
@@ -96,7 +115,11 @@ static const struct option LONGOPTS[] = {
     {"weight-granularity", required_argument, 0, O_WGRAN}, {"calib-batches", required_argument, 0, O_CALIB},
     {"init", required_argument, 0, O_INIT},         {"out", required_argument, 0, O_OUT},
     {"log", required_argument, 0, O_LOG},           {"resume", required_argument, 0, O_RESUME},
-    {"stop-after", required_argument, 0, O_STOP},
+    {"stop-after", required_argument, 0, O_STOP},   {"task", required_argument, 0, O_TASK},
+    {"dim", required_argument, 0, O_DIM},           {"heads", required_argument, 0, O_HEADS},
+    {"layers", required_argument, 0, O_LAYERS},     {"mlp", required_argument, 0, O_MLP},
+    {"langs", required_argument, 0, O_LANGS},       {"words-per-lang", required_argument, 0, O_WPL},
+    {"max-len", required_argument, 0, O_MAXLEN},
     {"quiet", no_argument, 0, 'q'},                 {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -147,6 +170,22 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_CLIP: if (!set_str(c->clip, sizeof c->clip, optarg, oname)) return EXIT_USAGE; break;
         case O_GRAD: if (!set_str(c->grad, sizeof c->grad, optarg, oname)) return EXIT_USAGE; break;
         case O_WGRAN: if (!set_str(c->weight_gran, sizeof c->weight_gran, optarg, oname)) return EXIT_USAGE; break;
+        case O_TASK: if (!set_str(c->task, sizeof c->task, optarg, oname)) return EXIT_USAGE; break;
+        case O_LANGS: if (!set_str(c->langs, sizeof c->langs, optarg, oname)) return EXIT_USAGE; break;
+        case O_DIM: case O_HEADS: case O_LAYERS: case O_MLP: case O_MAXLEN:
+            if (!cli_parse_int(optarg, opt == O_MLP ? 0 : 1, 65536, &v)) {
+                cli_errorf("%s '%s': expected %s..65536", oname, optarg, opt == O_MLP ? "0" : "1");
+                return EXIT_USAGE;
+            }
+            if (opt == O_DIM) c->dim = (int)v;
+            else if (opt == O_HEADS) c->heads = (int)v;
+            else if (opt == O_LAYERS) c->layers = (int)v;
+            else if (opt == O_MLP) c->mlp = (int)v;
+            else c->max_len = (int)v;
+            break;
+        case O_WPL:
+            if (!cli_parse_int(optarg, 0, 1000000000, &v)) { cli_errorf("--words-per-lang '%s': expected >= 0", optarg); return EXIT_USAGE; }
+            c->words_per_lang = v; break;
         case O_EPOCHS:
             if (!cli_parse_int(optarg, 1, 100000, &v)) { cli_errorf("--epochs '%s': expected 1..100000", optarg); return EXIT_USAGE; }
             c->epochs = (int)v; break;
@@ -236,20 +275,55 @@ static int log_line(FILE *log, cJSON *o) {
 typedef struct {
     octav_dataset train, val, test;
     float mean[4], std[4];
+    int32_t *val_pos, *test_pos;   /* mlm: per-position labels of the masked sets */
 } data_t;
 
 static void data_free(data_t *d) {
     octav_dataset_free(&d->train);
     octav_dataset_free(&d->val);
     octav_dataset_free(&d->test);
+    free(d->val_pos);
+    free(d->test_pos);
+    d->val_pos = d->test_pos = NULL;
+}
+
+/* mlm: masks a whole evaluation set once (fixed seed, sample index as id)
+ * and returns its per-position labels. */
+static int32_t *mask_eval_set(const run_config *c, octav_dataset *ds, uint64_t seed) {
+    int64_t cnt = ds->n * c->max_len;
+    int32_t *lab = malloc((size_t)(cnt ? cnt : 1) * sizeof(int32_t)), *tmp = malloc((size_t)(cnt ? cnt : 1) * sizeof(int32_t));
+    int64_t *ids = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int64_t));
+    if (lab && tmp && ids) {
+        for (int64_t i = 0; i < ds->n; i++) ids[i] = i;
+        run_mlm_mask(c, ds->images, lab, ids, ds->n, seed, tmp);
+    } else {
+        free(lab);
+        lab = NULL;
+    }
+    free(tmp);
+    free(ids);
+    return lab;
 }
 
 /* Loads, splits and normalises; normalisation from `norm` (a checkpoint's)
  * when given, else from the training split. */
-static int prepare_data(const run_config *c, const char *norm, data_t *d) {
+static int prepare_data(run_config *c, const char *norm, data_t *d) {
     memset(d, 0, sizeof *d);
     octav_dataset all;
-    if (!run_load_data(c, &all, &d->test)) return 0;
+    if (run_is_langid(c)) {   /* token ids: no normalisation, the corpus's own splits */
+        if (!run_load_data(c, &d->train, &d->val, &d->test)) return 0;
+        if (c->limit > 0 && c->limit < d->train.n) d->train.n = c->limit;
+        d->mean[0] = 0.0f;
+        d->std[0] = 1.0f;
+        if (strcmp(c->task, "mlm") == 0) {
+            d->val_pos = mask_eval_set(c, &d->val, 0x7a1u);
+            d->test_pos = mask_eval_set(c, &d->test, 0x7e57u);
+            if (!d->val_pos || !d->test_pos) { cli_errorf("out of memory"); data_free(d); return 0; }
+        }
+        return 1;
+    }
+    octav_dataset unused;
+    if (!run_load_data(c, &all, &unused, &d->test)) return 0;
     if (all.c > 4) { cli_errorf("data: %lld channels (at most 4)", (long long)all.c); goto fail; }
     if (c->val >= all.n) { cli_errorf("--val %lld: the training set has only %lld images", (long long)c->val, (long long)all.n); goto fail; }
     if (octav_dataset_split(&all, c->val, c->seed, &d->train, &d->val)) { cli_error("data"); goto fail; }
@@ -321,21 +395,45 @@ int cli_train(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
+    int trunk = 0;   /* --init from a checkpoint of another task: load the shared tensors */
+    if (!a.resume[0] && c->init[0]) {
+        octav_safetensors st;
+        if (octav_safetensors_read(c->init, &st)) { cli_error("--init"); return EXIT_FAIL; }
+        const char *nm = run_meta_get(&st, "octav.normalize"), *cfg = run_meta_get(&st, "octav.config");
+        if (nm && strlen(nm) < sizeof norm_buf) { snprintf(norm_buf, sizeof norm_buf, "%s", nm); norm = norm_buf; }
+        run_config ic;
+        if (cfg && run_config_from_json(cfg, &ic) && run_is_transformer(c) && run_is_transformer(&ic)) {
+            /* the architecture and corpus of the pretrained model, unless given */
+            if (!a.given[O_DIM - O_MODEL]) c->dim = ic.dim;
+            if (!a.given[O_HEADS - O_MODEL]) c->heads = ic.heads;
+            if (!a.given[O_LAYERS - O_MODEL]) c->layers = ic.layers;
+            if (!a.given[O_MLP - O_MODEL]) c->mlp = ic.mlp;
+            if (!a.given[O_LANGS - O_MODEL]) snprintf(c->langs, sizeof c->langs, "%s", ic.langs);
+            if (!a.given[O_WPL - O_MODEL]) c->words_per_lang = ic.words_per_lang;
+            if (!a.given[O_MAXLEN - O_MODEL]) c->max_len = ic.max_len;
+            c->vocab = ic.vocab;   /* the loaded corpus must agree */
+            trunk = strcmp(ic.task, c->task) != 0;
+        }
+        octav_safetensors_free(&st);
+    }
+    if (!a.resume[0] && run_is_transformer(c)) {   /* the transformer recipe's defaults */
+        if (!a.given[O_OPTIM - O_MODEL]) c->optimizer = OCTAV_OPTIM_ADAMW;
+        if (!a.given[O_SCHED - O_MODEL]) c->sched = OCTAV_SCHED_LINEAR;
+        if (!a.given[O_GCLIP - O_MODEL]) c->grad_clip = 1.0;
+        if (!a.given[O_WARMUP - O_MODEL]) c->warmup = 0.1;
+        if (!a.given[O_FLBITS - O_MODEL]) c->first_last_bits = c->bits < 32 ? c->bits : 8;
+        if (!a.given[O_EPOCHS - O_MODEL]) c->epochs = c->init[0] ? 2 : 5;
+    }
     run_config_finish(c);
     if (!run_config_check(c)) return EXIT_USAGE;
     if (a.threads) octav_set_threads(a.threads);
     int threads = octav_get_threads();
 
-    if (!a.resume[0] && c->init[0]) {
-        octav_safetensors st;
-        if (octav_safetensors_read(c->init, &st)) { cli_error("--init"); return EXIT_FAIL; }
-        const char *nm = run_meta_get(&st, "octav.normalize");
-        if (nm && strlen(nm) < sizeof norm_buf) { snprintf(norm_buf, sizeof norm_buf, "%s", nm); norm = norm_buf; }
-        octav_safetensors_free(&st);
-    }
-
     data_t d;
-    if (!prepare_data(c, norm, &d)) return EXIT_FAIL;
+    if (!prepare_data(c, run_is_langid(c) ? NULL : norm, &d)) return EXIT_FAIL;
+    const int mlm = strcmp(c->task, "mlm") == 0;
+    const int64_t pos = mlm ? c->max_len : 1;   /* labels per sample */
+    const int32_t *val_labels = mlm ? d.val_pos : d.val.labels, *test_labels = mlm ? d.test_pos : d.test.labels;
     int64_t per = d.train.c * d.train.h * d.train.w;
     if (d.train.n < c->batch) {
         cli_errorf("--batch %lld: larger than the %lld training images", (long long)c->batch, (long long)d.train.n);
@@ -351,13 +449,13 @@ int cli_train(int argc, char **argv) {
     char *cfg_text = NULL;
     FILE *log = NULL;
     float *xb = NULL;
-    int32_t *yb = NULL;
+    int32_t *yb = NULL, *ypos = NULL, *tmp = NULL;
     int64_t *perm = NULL;
     octav_model_init(m, c->seed);
     if (a.resume[0]) {
         if (octav_model_load(m, a.resume, 1, NULL)) { cli_error("--resume"); goto done; }
     } else if (c->init[0]) {
-        if (octav_model_load(m, c->init, 0, NULL)) { cli_error("--init"); goto done; }
+        if (octav_model_load(m, c->init, trunk ? 2 : 0, NULL)) { cli_error("--init"); goto done; }
     }
     run_norm_format(d.mean, d.std, (int)d.train.c, norm_buf, sizeof norm_buf);
 
@@ -380,8 +478,10 @@ int cli_train(int argc, char **argv) {
 
     xb = malloc((size_t)(c->batch * per) * sizeof(float));
     yb = malloc((size_t)c->batch * sizeof(int32_t));
+    ypos = malloc((size_t)(c->batch * pos) * sizeof(int32_t));
+    tmp = malloc((size_t)(c->batch * per) * sizeof(int32_t));
     perm = malloc((size_t)d.train.n * sizeof(int64_t));
-    if (!xb || !yb || !perm) { cli_errorf("out of memory"); goto done; }
+    if (!xb || !yb || !ypos || !tmp || !perm) { cli_errorf("out of memory"); goto done; }
     if (a.log[0]) {
         log = fopen(a.log, a.resume[0] ? "a" : "w");
         if (!log) { cli_errorf("--log %s: cannot open for writing", a.log); goto done; }
@@ -399,14 +499,17 @@ int cli_train(int argc, char **argv) {
         cJSON_AddNumberToObject(start, "parameters", (double)octav_model_num_params(m));
         cJSON_AddNumberToObject(start, "start_epoch", start_epoch);
         cJSON_AddStringToObject(start, "qat", octav_model_quantized(m) ? octav_qat_clip_name(octav_model_get_qat(m)) : "float");
+        if (run_is_langid(c)) cJSON_AddNumberToObject(start, "vocab", c->vocab);
+        if (trunk) cJSON_AddStringToObject(start, "init_trunk", c->init);
         log_line(log, start);
     }
     if (!cfg_text) { cli_errorf("out of memory"); goto done; }
 
     const char *qname = octav_model_quantized(m) ? octav_qat_clip_name(octav_model_get_qat(m)) : NULL;
     if (!a.quiet)
-        fprintf(stderr, "octav: training %s (%lld parameters) on %lld images (%lld validation), %s, %d epochs, batch %lld, %d threads\n",
-                c->model, (long long)octav_model_num_params(m), (long long)d.train.n, (long long)d.val.n,
+        fprintf(stderr, "octav: training %s (%lld parameters) on %lld %s (%lld validation), %s, %d epochs, batch %lld, %d threads\n",
+                run_zoo_name(c), (long long)octav_model_num_params(m), (long long)d.train.n,
+                run_is_langid(c) ? "words" : "images", (long long)d.val.n,
                 qname ? "QAT" : "float", c->epochs, (long long)c->batch, threads);
     if (qname && !a.quiet)
         fprintf(stderr, "octav: %d-bit (first/last %d), clipping %s, gradients %s\n", c->bits, c->first_last_bits, qname, c->grad);
@@ -417,6 +520,7 @@ int cli_train(int argc, char **argv) {
         for (int b = 0; b < c->calib_batches && !octav_model_calibrated(m); b++) {
             int64_t off = (b * c->batch) % (d.train.n - c->batch + 1);
             octav_batch_gather(&d.train, perm + off, c->batch, 0, 0, 0, xb, yb);
+            if (mlm) run_mlm_mask(c, xb, ypos, perm + off, c->batch, octav_hash_u64(c->seed, 0xca1bu), tmp);
             if (octav_model_calibrate(m, xb, c->batch)) { cli_error("calibration"); goto done; }
         }
     }
@@ -429,13 +533,16 @@ int cli_train(int argc, char **argv) {
     for (int epoch = start_epoch; epoch < end_epoch; epoch++) {
         octav_permutation(perm, d.train.n, octav_hash_u64(c->seed, 0xe90c0000u + (uint64_t)epoch));
         double t0 = run_now(), lsum = 0;
-        int64_t corr = 0, seen = 0;
+        int64_t corr = 0, seen = 0, labelled = 0;
         for (int64_t s = 0; s < spe; s++) {
             int64_t step = (int64_t)epoch * spe + s;
             octav_batch_gather(&d.train, perm + s * c->batch, c->batch, c->aug_pad, c->aug_flip,
                                octav_hash_u64(c->seed ^ 0xa06u, (uint64_t)step), xb, yb);
+            if (mlm)   /* fresh masks every epoch (RoBERTa's dynamic masking) */
+                run_mlm_mask(c, xb, ypos, perm + s * c->batch, c->batch,
+                             octav_hash_u64(c->seed ^ 0x31au, (uint64_t)epoch), tmp);
             octav_step_result res;
-            octav_status st = octav_model_train_step(m, &tc, step, xb, yb, c->batch, &res);
+            octav_status st = octav_model_train_step(m, &tc, step, xb, mlm ? ypos : yb, c->batch, &res);
             if (st) {
                 if (!pr.quiet && pr.tty) fputc('\n', stderr);
                 cli_errorf("epoch %d step %lld: %s", epoch + 1, (long long)s + 1, octav_last_error());
@@ -450,22 +557,23 @@ int cli_train(int argc, char **argv) {
                 log_line(log, e);
                 goto done;
             }
-            lsum += res.loss * (double)c->batch;
+            lsum += res.loss * (double)res.labelled;
             corr += res.correct;
+            labelled += res.labelled;
             seen += c->batch;
             images += c->batch;
             double el = run_now() - t0;
             double ips = (double)seen / (el > 1e-9 ? el : 1e-9);
             double eta = (double)((spe - s - 1) + (int64_t)(c->epochs - epoch - 1) * spe) * c->batch / ips;
-            progress_update(&pr, epoch + 1, c->epochs, s + 1, spe, lsum / (double)seen, (double)corr / (double)seen,
-                            ips, eta, 0);
+            progress_update(&pr, epoch + 1, c->epochs, s + 1, spe, lsum / (double)labelled,
+                            (double)corr / (double)labelled, ips, eta, 0);
             if (log) {
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddStringToObject(o, "event", "step");
                 cJSON_AddNumberToObject(o, "epoch", epoch + 1);
                 cJSON_AddNumberToObject(o, "step", (double)step + 1);
                 cJSON_AddNumberToObject(o, "loss", res.loss);
-                cJSON_AddNumberToObject(o, "accuracy", (double)res.correct / (double)c->batch);
+                cJSON_AddNumberToObject(o, "accuracy", res.labelled ? (double)res.correct / (double)res.labelled : 0.0);
                 cJSON_AddNumberToObject(o, "lr", res.lr);
                 cJSON_AddNumberToObject(o, "grad_norm", res.grad_norm);
                 if (!log_line(log, o)) { cli_errorf("--log %s: write failed", a.log); goto done; }
@@ -474,18 +582,18 @@ int cli_train(int argc, char **argv) {
         double el = run_now() - t0;
         t_train += el;
         double vacc = NAN, vloss = NAN;
-        if (d.val.n && octav_model_evaluate(m, d.val.images, d.val.labels, d.val.n, c->batch, &vacc, &vloss)) {
+        if (d.val.n && octav_model_evaluate(m, d.val.images, val_labels, d.val.n, c->batch, &vacc, &vloss)) {
             cli_error("validation");
             goto done;
         }
-        progress_update(&pr, epoch + 1, c->epochs, spe, spe, lsum / (double)seen, (double)corr / (double)seen,
-                        (double)seen / el, (double)(c->epochs - epoch - 1) * el, 1);
+        progress_update(&pr, epoch + 1, c->epochs, spe, spe, lsum / (double)labelled,
+                        (double)corr / (double)labelled, (double)seen / el, (double)(c->epochs - epoch - 1) * el, 1);
         if (!a.quiet && d.val.n) fprintf(stderr, "        validation accuracy %.2f%% loss %.4f\n", 100 * vacc, vloss);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "event", "epoch");
         cJSON_AddNumberToObject(o, "epoch", epoch + 1);
-        cJSON_AddNumberToObject(o, "train_loss", lsum / (double)seen);
-        cJSON_AddNumberToObject(o, "train_accuracy", (double)corr / (double)seen);
+        cJSON_AddNumberToObject(o, "train_loss", lsum / (double)labelled);
+        cJSON_AddNumberToObject(o, "train_accuracy", (double)corr / (double)labelled);
         if (d.val.n) {
             cJSON_AddNumberToObject(o, "val_accuracy", vacc);
             cJSON_AddNumberToObject(o, "val_loss", vloss);
@@ -511,14 +619,15 @@ int cli_train(int argc, char **argv) {
     }
     {
         double tacc = 0, tloss = 0;
-        if (octav_model_evaluate(m, d.test.images, d.test.labels, d.test.n, c->batch, &tacc, &tloss)) {
+        if (octav_model_evaluate(m, d.test.images, test_labels, d.test.n, c->batch, &tacc, &tloss)) {
             cli_error("test");
             goto done;
         }
         double wall = run_now() - t_run, ips = t_train > 0 ? (double)images / t_train : 0;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "event", "final");
-        cJSON_AddStringToObject(o, "model", c->model);
+        cJSON_AddStringToObject(o, "model", run_zoo_name(c));
+        if (mlm) cJSON_AddStringToObject(o, "task", "mlm");
         cJSON_AddNumberToObject(o, "bits", c->bits);
         cJSON_AddStringToObject(o, "clip", qname ? qname : "float");
         cJSON_AddStringToObject(o, "grad", qname ? c->grad : "float");
@@ -532,8 +641,9 @@ int cli_train(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "memory_bytes", (double)octav_model_memory(m));
         if (a.out[0]) cJSON_AddStringToObject(o, "checkpoint", a.out);
         if (!log_line(log, o)) { cli_errorf("--log %s: write failed", a.log); goto done; }
-        printf("%s %s: test accuracy %.2f%% (loss %.4f) after %d epochs, %.0f images/s, %.0f s\n", c->model,
-               qname ? "QAT" : "float", 100 * tacc, tloss, c->epochs, ips, wall);
+        printf("%s %s: test %saccuracy %.2f%% (loss %.4f) after %d epochs, %.0f %s/s, %.0f s\n", run_zoo_name(c),
+               qname ? "QAT" : "float", mlm ? "masked-token " : "", 100 * tacc, tloss, c->epochs, ips,
+               run_is_langid(c) ? "words" : "images", wall);
         if (qname) printf("  %d-bit (first/last %d), clipping %s, gradients %s\n", c->bits, c->first_last_bits, qname, c->grad);
         if (a.out[0]) printf("  checkpoint: %s\n", a.out);
         if (a.log[0]) printf("  log: %s\n", a.log);
@@ -542,7 +652,7 @@ int cli_train(int argc, char **argv) {
 done:
     free(cfg_text);
     if (log && fclose(log) != 0 && status == EXIT_OK) { cli_errorf("--log %s: write failed", a.log); status = EXIT_FAIL; }
-    free(xb); free(yb); free(perm);
+    free(xb); free(yb); free(ypos); free(tmp); free(perm);
     octav_model_destroy(m);
     data_free(&d);
     return status;
