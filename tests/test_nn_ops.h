@@ -13,7 +13,9 @@
 #ifndef OCTAV_FIXTURES
 #error "OCTAV_FIXTURES must name tests/fixtures"
 #endif
+#ifndef NN_FIX_DIR
 #define NN_FIX_DIR OCTAV_FIXTURES "/nn_ops/"
+#endif
 
 static inline float *fbuf(long long n) {
     float *p = (float *)calloc((size_t)(n > 0 ? n : 1), sizeof *p);

@@ -3,10 +3,14 @@
  * token model), 8-bit QAT close to float,
  * padding invisibility, the attention quantizers and OCTAV's scales, per-position labels with ignored positions, token-id
  * validation, builder errors, and that a tiny transformer learns a toy
- * sequence task. */
+ * sequence task; and the PyTorch reference (tests/fixtures/nn_transformer,
+ * gen_nn_transformer.py): logits, loss and every parameter's gradient of
+ * both models on the same weights and padded batch. */
 #define _POSIX_C_SOURCE 200809L
+#define NN_FIX_DIR OCTAV_FIXTURES "/nn_transformer/"
 #include "model_gradcheck.h"
 #include "test_io.h"
+#include "test_nn_ops.h"
 
 #define V 11
 #define L 7
@@ -296,8 +300,70 @@ static void test_learns_attention_task(void) {
     octav_model_destroy(m);
 }
 
+/* The same weights and batch as PyTorch: logits, loss, every gradient. */
+static void torch_case(const char *prefix, int mlm) {
+    enum { FV = 13, FL = 7 };
+    const int batch = mlm ? 4 : 6, classes = 5;
+    octav_model_options o = octav_model_options_default();
+    o.vocab = FV; o.dim = 16; o.heads = 4; o.layers = 2; o.mlp = 32; o.tf_dropout = 0;
+    octav_model *m;
+    CHECK_EQ_INT(octav_model_zoo(mlm ? "transformer-mlm" : "transformer", 1, 1, FL, classes, &o, &m), OCTAV_OK);
+    if (!m) return;
+    char name[160];
+    int nparams = 0;
+    for (int i = 0; i < octav_model_num_tensors(m); i++) {
+        octav_tensor_ref t = octav_model_tensor(m, i);
+        if (!t.trainable) continue;
+        snprintf(name, sizeof name, "%s_param_%s", prefix, t.name);
+        long long k = (long long)octav_shape_numel(&t.shape);
+        float *p = FIX(name, k);
+        if (p) memcpy(t.data, p, (size_t)k * sizeof(float));
+        free(p);
+        nparams++;
+    }
+    CHECK_EQ_INT(nparams, 30);
+    snprintf(name, sizeof name, "%s_tokens", prefix);
+    float *x = FIX(name, batch * FL);
+    snprintf(name, sizeof name, "%s_labels", prefix);
+    int32_t *y = FIX_INTS(name, mlm ? batch * FL : batch);
+    const long long nlog = mlm ? (long long)batch * FL * FV : batch * classes;
+    snprintf(name, sizeof name, "%s_logits", prefix);
+    float *ref = FIX(name, nlog);
+    snprintf(name, sizeof name, "%s_loss", prefix);
+    float *loss = FIX(name, 1);
+    if (!x || !y || !ref || !loss) goto out;
+    const float *lg;
+    CHECK_EQ_INT(octav_model_forward(m, x, batch, &lg), OCTAV_OK);
+    CHECK_ARRAYS(lg, ref, nlog, 2e-5, 2e-4);
+    octav_train_config tc = zero_lr();
+    octav_step_result res;
+    CHECK_EQ_INT(octav_model_train_step(m, &tc, 0, x, y, batch, &res), OCTAV_OK);
+    CHECK_NEAR(res.loss, loss[0], 1e-5, 1e-5);
+    for (int i = 0; i < octav_model_num_tensors(m); i++) {
+        octav_tensor_ref t = octav_model_tensor(m, i);
+        if (!t.trainable) continue;
+        snprintf(name, sizeof name, "%s_grad_%s", prefix, t.name);
+        long long k = (long long)octav_shape_numel(&t.shape);
+        float *g = FIX(name, k);
+        if (!g) continue;
+        double gmax = 0;
+        for (long long j = 0; j < k; j++) gmax = fmax(gmax, fabs(g[j]));
+        if (!check_arrays_(__FILE__, __LINE__, t.name, t.grad, g, k, 1e-5 + 1e-4 * gmax, 1e-3))
+            fprintf(stderr, "  (%s gradient)\n", t.name);
+        free(g);
+    }
+out:
+    free(x); free(y); free(ref); free(loss);
+    octav_model_destroy(m);
+}
+
+static void test_torch_classifier(void) { torch_case("cls", 0); }
+static void test_torch_mlm(void) { torch_case("mlm", 1); }
+
 int main(void) {
     octav_set_threads(1);
+    RUN(test_torch_classifier);
+    RUN(test_torch_mlm);
     RUN(test_gradcheck_classifier);
     RUN(test_gradcheck_mlm);
     RUN(test_qat16_matches_float);
