@@ -187,6 +187,114 @@ static void test_divergence_stops(void) {
     free(o); free(e);
 }
 
+/* Three word lists of random words over different consonants (names as
+ * Debian's lists), 400 words each. */
+static int write_dict(const char *dir) {
+    const char *files[3] = {"american-english", "french", "ngerman"}, *cons[3] = {"bcdfgh", "jklmnp", "rstvwz"};
+    trng r = {.s = 77};
+    for (int l = 0; l < 3; l++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s", dir, files[l]);
+        FILE *f = fopen(path, "w");
+        if (!f) return 0;
+        for (int i = 0; i < 400; i++) {
+            int len = 2 + (int)(trng_u64(&r) % 4);
+            for (int k = 0; k < len; k++) {
+                fputc(cons[l][trng_u64(&r) % 6], f);
+                fputc("aeiou"[trng_u64(&r) % 5], f);
+            }
+            fputc('\n', f);
+        }
+        fclose(f);
+    }
+    return 1;
+}
+
+static void test_transformer_langid(void) {
+    char *o, *e, args[2000], dict[320];
+    snprintf(dict, sizeof dict, "%s/dict", tmpdir);
+    snprintf(args, sizeof args, "mkdir -p %s", dict);
+    CHECK(system(args) == 0 && write_dict(dict));
+    char common[800];
+    snprintf(common, sizeof common, "--data langid:%s --langs english,french,german --words-per-lang 0 --max-len 12 "
+             "--batch 32 --threads 1 --seed 2", dict);
+    const char *arch = "--dim 16 --heads 2 --layers 1 --mlp 32";
+    /* phase one: masked-character pretraining */
+    snprintf(args, sizeof args, "pretrain %s %s --epochs 1 --lr 3e-3 --out %s/pre.safetensors --log %s/pre.jsonl",
+             common, arch, tmpdir, tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    CHECK_MSG(strstr(o, "masked-token accuracy") != NULL, "stdout: %s stderr: %s", o, e);
+    free(o); free(e);
+    snprintf(args, sizeof args, "%s/pre.jsonl", tmpdir);
+    cJSON *fin = last_json_line(args);
+    CHECK(fin && jnum(fin, "test_accuracy") > 0.05);
+    cJSON_Delete(fin);
+    /* phase two: fine-tuning from the pretrained trunk (architecture taken
+     * from it); 2 epochs straight, and 1 + resume 1, give the same bits */
+    snprintf(args, sizeof args, "train --model transformer %s --init %s/pre.safetensors --epochs 2 --lr 3e-3 "
+             "--out %s/c2.safetensors --log %s/c2.jsonl", common, tmpdir, tmpdir, tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    free(o); free(e);
+    snprintf(args, sizeof args, "%s/c2.jsonl", tmpdir);
+    fin = last_json_line(args);
+    double acc = fin ? jnum(fin, "test_accuracy") : NAN;
+    CHECK_MSG(acc > 0.9, "fine-tuned accuracy %g", acc);
+    cJSON_Delete(fin);
+    snprintf(args, sizeof args, "train --model transformer %s --init %s/pre.safetensors --epochs 2 --lr 3e-3 "
+             "--stop-after 1 --out %s/c1.safetensors", common, tmpdir, tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    free(o); free(e);
+    snprintf(args, sizeof args, "train --resume %s/c1.safetensors --threads 1 --out %s/cr.safetensors", tmpdir, tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    free(o); free(e);
+    char a[400], b[400];
+    snprintf(a, sizeof a, "%s/c2.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/cr.safetensors", tmpdir);
+    CHECK(same_checkpoints(a, b));
+    /* 4-bit OCTAV QAT retraining; eval reproduces it and lists the
+     * attention operands */
+    snprintf(args, sizeof args, "train --model transformer %s --init %s/c2.safetensors --bits 4 --epochs 1 "
+             "--out %s/q.safetensors --log %s/q.jsonl", common, tmpdir, tmpdir, tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    free(o); free(e);
+    snprintf(args, sizeof args, "%s/q.jsonl", tmpdir);
+    fin = last_json_line(args);
+    double qacc = fin ? jnum(fin, "test_accuracy") : NAN;
+    CHECK_MSG(qacc > 0.8, "4-bit accuracy %g", qacc);
+    cJSON_Delete(fin);
+    snprintf(args, sizeof args, "eval --json --threads 1 %s/q.safetensors", tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    cJSON *doc = cJSON_Parse(o);
+    CHECK(doc != NULL);
+    if (doc) {
+        CHECK_NEAR(jnum(doc, "test_accuracy"), qacc, 1e-12, 0);
+        const cJSON *qs = cJSON_GetObjectItem(doc, "quantizers");
+        CHECK_EQ_INT(cJSON_GetArraySize(qs), 5 * 2 + 4);   /* qkv proj fc1 fc2 head; q k probs v */
+        int probs = 0;
+        for (int i = 0; i < cJSON_GetArraySize(qs); i++) {
+            const cJSON *t = cJSON_GetObjectItem(cJSON_GetArrayItem(qs, i), "tensor");
+            probs += cJSON_IsString(t) && strcmp(t->valuestring, "probs") == 0;
+        }
+        CHECK_EQ_INT(probs, 1);
+        cJSON_Delete(doc);
+    }
+    free(o); free(e);
+    /* errors: token model on images, image model on words, missing lists */
+    snprintf(args, sizeof args, "train --model transformer --data %s", datadir);
+    CHECK_EQ_INT(run(args, &o, &e), 2);
+    free(o); free(e);
+    snprintf(args, sizeof args, "train --model mlp %s", common);
+    CHECK_EQ_INT(run(args, &o, &e), 2);
+    free(o); free(e);
+    snprintf(args, sizeof args, "train --model transformer --data langid:%s/none --langs english,italian", tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 1);
+    CHECK_MSG(strstr(e, "apt-get install wamerican") != NULL, "stderr: %s", e);
+    free(o); free(e);
+    snprintf(args, sizeof args, "pretrain %s --heads 3 --dim 16", common);
+    CHECK_EQ_INT(run(args, &o, &e), 2);
+    free(o); free(e);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/octav_test_train_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -200,6 +308,7 @@ int main(void) {
     RUN(test_help_and_usage);
     RUN(test_train_resume_qat_eval);
     RUN(test_divergence_stops);
+    RUN(test_transformer_langid);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     return TEST_SUMMARY();

@@ -21,6 +21,12 @@
  * (ratio 1). Memory: octav_model_memory() of the model after the steps,
  * and the process's peak RSS (getrusage), which is per case only when each
  * case runs in its own process (--case), as bench/train_compare.py does.
+ * Model transformer (--model transformer, or with the others unless
+ * --quick): the encoder of `octav train --model transformer` at width 128,
+ * 4 heads, 4 blocks, MLP 512, dropout 0.1, on 128 sequences of 24 token
+ * ids (vocabulary 200; [CLS], 1..23 random ids, padding) and 12 classes,
+ * with AdamW (lr 1e-3, weight decay 0.01, gradient clipping at 1), as
+ * bench/peers/train_peer_transformer.py does in PyTorch.
  * Left out: data loading and augmentation (timed by `octav train`). */
 #define _POSIX_C_SOURCE 200809L
 #include "cli/bench.h"
@@ -36,7 +42,10 @@
 
 #define TRAIN_CLASSES 10
 
-static const char *const train_models[] = {"cnn", "resnet20", "mobilenetv2"};
+static const char *const train_models[] = {"cnn", "resnet20", "mobilenetv2", "transformer"};
+#define TF_VOCAB 200
+#define TF_LEN 24
+#define TF_CLASSES 12
 static const char *const train_modes[] = {"float", "max", "octav"};
 
 /* Current and peak resident set size of this process, in bytes. */
@@ -69,7 +78,12 @@ static int build(const train_spec *s, octav_model **out) {
     octav_model_options mo = octav_model_options_default();
     mo.width = (float)s->width;
     mo.dropout = strcmp(s->model, "cnn") == 0 ? 0.25f : 0.0f;
-    if (octav_model_zoo(s->model, s->c, s->h, s->w, TRAIN_CLASSES, &mo, out)) return 1;
+    mo.vocab = TF_VOCAB;
+    mo.dim = 128; mo.heads = 4; mo.layers = 4; mo.mlp = 512; mo.tf_dropout = 0.1f;
+    int tf = strcmp(s->model, "transformer") == 0;
+    if (octav_model_zoo(s->model, tf ? 1 : s->c, tf ? 1 : s->h, tf ? TF_LEN : s->w, tf ? TF_CLASSES : TRAIN_CLASSES,
+                        &mo, out))
+        return 1;
     if (s->mode > 0) {
         octav_qat_config q = octav_qat_default();
         if (octav_qat_parse_clip(train_modes[s->mode], &q) || octav_model_set_qat(*out, &q)) {
@@ -96,6 +110,12 @@ static int train_case(bench_out *o, const train_spec *s, const float *x, const i
     tc.nesterov = 1;
     tc.weight_decay = 5e-4;
     tc.seed = 1;
+    if (strcmp(s->model, "transformer") == 0) {
+        tc.optim = OCTAV_OPTIM_ADAMW;
+        tc.lr = 1e-3;
+        tc.weight_decay = 0.01;
+        tc.grad_clip = 1.0;
+    }
     double ts[64];
     octav_step_result res = {0};
     int rc = 0;
@@ -145,6 +165,18 @@ static int train_case(bench_out *o, const train_spec *s, const float *x, const i
     return 0;
 }
 
+/* [CLS], 1..TF_LEN-1 random ids, padding; uniform labels */
+static void token_batch(int64_t n, float *x, int32_t *y) {
+    octav_rng r;
+    octav_rng_seed(&r, 0x5eed);
+    for (int64_t i = 0; i < n; i++) {
+        int len = 1 + (int)octav_rng_below(&r, TF_LEN - 1);
+        x[i * TF_LEN] = 1.0f;
+        for (int p = 1; p < TF_LEN; p++) x[i * TF_LEN + p] = p <= len ? (float)(4 + octav_rng_below(&r, TF_VOCAB - 4)) : 0.0f;
+        y[i] = (int32_t)octav_rng_below(&r, TF_CLASSES);
+    }
+}
+
 int bench_train(bench_out *o, const bench_train_opts *t) {
     train_spec s = {.batch = t->batch > 0 ? t->batch : (t->quick ? 16 : 128),
                     .c = t->cifar ? 3 : 1,
@@ -173,6 +205,20 @@ int bench_train(bench_out *o, const bench_train_opts *t) {
         s.model = train_models[k];
         double float_ms = NAN;
         for (s.mode = 0; s.mode < 3 && !rc; s.mode++) rc = train_case(o, &s, x, y, &float_ms);
+    }
+    if (!t->quick && !rc) {   /* the transformer on token batches */
+        float *xt = malloc((size_t)(s.batch * TF_LEN) * sizeof *xt);
+        int32_t *yt = malloc((size_t)s.batch * sizeof *yt);
+        if (!xt || !yt) { cli_errorf("bench: out of memory"); rc = 1; }
+        if (!rc) {
+            token_batch(s.batch, xt, yt);
+            s.model = "transformer";
+            s.c = 1; s.h = 1; s.w = TF_LEN;
+            double float_ms = NAN;
+            for (s.mode = 0; s.mode < 3 && !rc; s.mode++) rc = train_case(o, &s, xt, yt, &float_ms);
+        }
+        free(xt);
+        free(yt);
     }
     free(x);
     free(y);

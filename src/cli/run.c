@@ -178,6 +178,9 @@ int run_config_from_json(const char *text, run_config *c) {
     return ok;
 }
 
+static char data_summary[1024];
+const char *run_data_summary(void) { return data_summary[0] ? data_summary : NULL; }
+
 /* One split of the corpus as a dataset of token ids stored as floats. */
 static int langid_split(const octav_langid *d, int s, octav_dataset *out) {
     int64_t n = d->count[s], L = d->max_len;
@@ -210,6 +213,17 @@ static int load_langid(run_config *c, octav_dataset *train, octav_dataset *val, 
         cli_errorf("out of memory");
     }
     c->vocab = d.vocab;
+    size_t o = (size_t)snprintf(data_summary, sizeof data_summary,
+                                "%d languages (", d.nlang);
+    for (int l = 0; l < d.nlang && o < sizeof data_summary; l++)
+        o += (size_t)snprintf(data_summary + o, sizeof data_summary - o, "%s%s %lld%s", l ? ", " : "", d.lang[l],
+                              (long long)d.kept[l], strcmp(d.encoding[l], "utf-8") ? " latin-1" : "");
+    if (o < sizeof data_summary)
+        snprintf(data_summary + o, sizeof data_summary - o,
+                 "), %lld/%lld/%lld words train/val/test, vocabulary %d, %lld cross-list duplicates dropped, "
+                 "%lld truncated to %d tokens",
+                 (long long)d.count[0], (long long)d.count[1], (long long)d.count[2], d.vocab,
+                 (long long)d.duplicates, (long long)d.truncated, d.max_len);
     octav_langid_free(&d);
     if (!ok) { octav_dataset_free(train); octav_dataset_free(val); octav_dataset_free(test); }
     return ok;
@@ -418,6 +432,7 @@ void progress_init(progress *p, int quiet) {
     memset(p, 0, sizeof *p);
     p->tty = isatty(STDERR_FILENO);
     p->quiet = quiet;
+    p->unit = "img";
 }
 
 void progress_update(progress *p, int epoch, int epochs, int64_t step, int64_t steps, double loss,
@@ -433,15 +448,15 @@ void progress_update(progress *p, int epoch, int epochs, int64_t step, int64_t s
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
         bar[width] = 0;
-        fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s ETA %s\033[K",
-                epoch, epochs, bar, (long long)step, (long long)steps, loss, 100 * acc, ips, e);
+        fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f %s/s ETA %s\033[K",
+                epoch, epochs, bar, (long long)step, (long long)steps, loss, 100 * acc, ips, p->unit, e);
         if (final) fputc('\n', stderr);
     } else {
         /* plain lines: about every 10% of an epoch, and at its end */
         int64_t every = steps / 10 > 0 ? steps / 10 : 1;
         if (!final && step % every != 0) return;
-        fprintf(stderr, "epoch %d/%d step %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %s\n", epoch, epochs,
-                (long long)step, (long long)steps, loss, 100 * acc, ips, e);
+        fprintf(stderr, "epoch %d/%d step %lld/%lld loss %.4f acc %.2f%% %.0f %s/s ETA %s\n", epoch, epochs,
+                (long long)step, (long long)steps, loss, 100 * acc, ips, p->unit, e);
     }
     fflush(stderr);
 }

@@ -56,6 +56,8 @@ int run_config_from_json(const char *text, run_config *c);
  * for image data (train.c splits it off the training set). Sets c->vocab. */
 int run_load_data(run_config *c, octav_dataset *train, octav_dataset *val, octav_dataset *test);
 int run_is_langid(const run_config *c);
+/* What the last run_load_data of langid data read (NULL for images). */
+const char *run_data_summary(void);
 int run_is_transformer(const run_config *c);
 /* The zoo name: transformer-mlm for --task mlm. */
 const char *run_zoo_name(const run_config *c);
@@ -78,6 +80,7 @@ int run_norm_parse(const char *s, float *mean, float *std, int c);
 typedef struct {
     int tty, quiet;
     double last;
+    const char *unit;   /* "img" or "words" (per second) */
 } progress;
 
 void progress_init(progress *p, int quiet);

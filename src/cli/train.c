@@ -500,6 +500,7 @@ int cli_train(int argc, char **argv) {
         cJSON_AddNumberToObject(start, "start_epoch", start_epoch);
         cJSON_AddStringToObject(start, "qat", octav_model_quantized(m) ? octav_qat_clip_name(octav_model_get_qat(m)) : "float");
         if (run_is_langid(c)) cJSON_AddNumberToObject(start, "vocab", c->vocab);
+        if (run_data_summary()) cJSON_AddStringToObject(start, "corpus", run_data_summary());
         if (trunk) cJSON_AddStringToObject(start, "init_trunk", c->init);
         log_line(log, start);
     }
@@ -511,6 +512,7 @@ int cli_train(int argc, char **argv) {
                 run_zoo_name(c), (long long)octav_model_num_params(m), (long long)d.train.n,
                 run_is_langid(c) ? "words" : "images", (long long)d.val.n,
                 qname ? "QAT" : "float", c->epochs, (long long)c->batch, threads);
+    if (run_data_summary() && !a.quiet) fprintf(stderr, "octav: corpus: %s\n", run_data_summary());
     if (qname && !a.quiet)
         fprintf(stderr, "octav: %d-bit (first/last %d), clipping %s, gradients %s\n", c->bits, c->first_last_bits, qname, c->grad);
 
@@ -527,6 +529,7 @@ int cli_train(int argc, char **argv) {
 
     progress pr;
     progress_init(&pr, a.quiet);
+    if (run_is_langid(c)) pr.unit = "words";
     double t_run = run_now(), t_train = 0;
     int64_t images = 0;
     int end_epoch = a.stop_after && start_epoch + a.stop_after < c->epochs ? start_epoch + a.stop_after : c->epochs;
