@@ -153,9 +153,10 @@ static octav_status read_list(const char *dir, const lang_src *src, uint64_t see
         if (len && text[start + len - 1] == '\r') len--;
         for (size_t k = 0; k < len; k++)
             if (text[start + k] < 0x20 || text[start + k] == 0x7F) {
+                unsigned bad = text[start + k];
                 octav_free(text); octav_free(w);
                 return octav_set_error(OCTAV_EFORMAT, "%s:%lld: control character 0x%02x in a word", path,
-                                       (long long)line, text[start + k]);
+                                       (long long)line, bad);
             }
         if (len > OCTAV_LANGID_MAX_WORD) {
             octav_free(text); octav_free(w);
