@@ -16,6 +16,10 @@ over rounds of each run's median step.
 Then the batch-size series: cnn, float and OCTAV-QAT, batch 32, 64, 128, 256
 at the largest thread count, octav and PyTorch interleaved the same way.
 
+transformer (--models transformer): octav's `bench train` transformer case
+against bench/peers/train_peer_transformer.py (width 128, 4 heads, 4 blocks,
+MLP 512, 24 tokens, vocabulary 200, 12 classes, dropout 0.1, AdamW).
+
 mobilenetv2 (width 1.0, batch 128) takes seconds per step and gigabytes of
 memory, so it runs fewer steps (--heavy-steps, default 1 warm-up + 3 timed)
 and 2 rounds at most; the whole default run takes about half an hour on two
@@ -32,6 +36,7 @@ import argparse, datetime, json, os, platform, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "peers", "train_peer.py")
+PEER_TF = os.path.join(HERE, "peers", "train_peer_transformer.py")
 MODES = ("float", "max", "octav")
 HEAVY = ("mobilenetv2",)  # fewer steps and rounds
 
@@ -67,6 +72,10 @@ class Runner:
                   "--input", a.input, "--width", str(a.width)]
         if impl == "octav":
             doc = run_json([a.octav, "bench", "train", "--json", "--case", f"train/{model}/{mode}"] + common)
+        elif model == "transformer":   # token batches: the peer has its own model options
+            doc = run_json([sys.executable, PEER_TF, "--mode", mode, "--threads", str(threads), "--reps", str(reps),
+                            "--warmup", str(warmup), "--batch", str(batch)])
+            self.versions = {"torch": doc["torch"], "numpy": doc["numpy"]}
         else:
             doc = run_json([sys.executable, PEER, "--model", model, "--mode", mode] + common)
             self.versions = {"torch": doc["torch"], "numpy": doc["numpy"]}

@@ -9,11 +9,13 @@ import json
 import sys
 
 
-def summarize(log_path):
+def summarize(log_path, start=None):
     final, epochs = None, []
     with open(log_path) as fh:
         for line in fh:
             o = json.loads(line)
+            if o.get("event") == "start" and start is not None:
+                start.update({k: o[k] for k in ("corpus", "vocab", "parameters", "train_images") if k in o})
             if o.get("event") == "epoch":
                 w = [q["clipped_fraction"] for q in o.get("quantizers", [])
                      if q.get("tensor") == "weight" and "clipped_fraction" in q]
@@ -27,10 +29,13 @@ def summarize(log_path):
 
 def main():
     db, name, commit, command, log = sys.argv[1:6]
-    final, epochs = summarize(log)
+    start = {}
+    final, epochs = summarize(log, start)
     if final is None:
         sys.exit(f"{log}: no final line (the run did not finish)")
     rec = {"run": name, "commit": commit, "command": command, "final": final, "epochs": epochs}
+    if start:
+        rec["start"] = start
     with open(db, "a") as fh:
         fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
 

@@ -5,7 +5,8 @@
 # section of docs/RESULTS.md; then the QAT runs of experiments/qat.sh
 # (finished runs are skipped: experiments/results/qat.jsonl records them;
 # QUICK=1 runs a small version that does not touch the record) and the QAT
-# section and figure (experiments/qat_report.py, plot_qat.gp).
+# section and figure (experiments/qat_report.py, plot_qat.gp); then the
+# transformer study (experiments/transformer.sh, transformer_report.py).
 #   experiments/run.sh [BUILD_DIR]
 set -eu
 build=${1:-build}
@@ -19,4 +20,8 @@ if [ "${QUICK:-0}" = 1 ]; then db=results/qat-quick/qat.jsonl; else db=experimen
 /usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md results/qat_report
 gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_qat.gp
 /usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md results/qat_report
+# the transformer study (issue 6): pretraining, fine-tuning, QAT grid
+experiments/transformer.sh "$build"
+if [ "${QUICK:-0}" = 1 ]; then tdb=results/transformer-quick/transformer.jsonl; else tdb=experiments/results/transformer.jsonl; fi
+/usr/bin/python3 experiments/transformer_report.py "$tdb" docs/RESULTS.md
 echo "results: docs/RESULTS.md and docs/img updated in $(( $(date +%s) - start )) s" >&2

@@ -7,15 +7,22 @@
 # parts of docs/BENCHMARKS.md and its scaling plot docs/img/bench_scaling.png.
 #   scripts/bench.sh [BUILD_DIR [all|kernels|train]]
 # `kernels` skips the training comparison, `train` runs only it (and
-# rewrites only its section). OCTAV_TRAIN_ARGS adds options to
+# rewrites only its section), `transformer` only the transformer's. OCTAV_TRAIN_ARGS adds options to
 # train_compare.py (e.g. "--quick" to check the harness, "--threads 1,2,4").
 set -eu
 build=${1:-build}
 what=${2:-all}
-case "$what" in all|kernels|train) ;; *) echo "usage: $0 [BUILD_DIR [all|kernels|train]]" >&2; exit 2 ;; esac
+case "$what" in all|kernels|train|transformer) ;; *) echo "usage: $0 [BUILD_DIR [all|kernels|train|transformer]]" >&2; exit 2 ;; esac
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 train=""
+if [ "$what" = all ] || [ "$what" = transformer ]; then
+    # the transformer against bench/peers/train_peer_transformer.py: its own section
+    /usr/bin/python3 bench/train_compare.py --octav "$build/octav" --models transformer --scaling '' \
+        ${OCTAV_TRAIN_ARGS:-} >"$dir/train_tf.json"
+    /usr/bin/python3 scripts/bench_report.py --train "$dir/train_tf.json" docs/BENCHMARKS.md --section train-transformer
+    [ "$what" = transformer ] && { echo "bench: docs/BENCHMARKS.md (transformer section) updated" >&2; exit 0; }
+fi
 if [ "$what" != kernels ]; then
     # shellcheck disable=SC2086
     /usr/bin/python3 bench/train_compare.py --octav "$build/octav" ${OCTAV_TRAIN_ARGS:-} >"$dir/train.json"
