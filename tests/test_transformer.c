@@ -204,6 +204,47 @@ static void test_octav_scales(void) {
     octav_model_destroy(m);
 }
 
+/* Every clipping mode and gradient estimator trains the transformer
+ * (attention operands included): finite losses, scales set, learned
+ * scales moving. */
+static void test_all_modes(void) {
+    const char *clips[] = {"octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq"};
+    const char *grads[] = {"mad-pwl", "ste", "pwl", "mad"};
+    float x[6 * L];
+    int32_t y[6] = {0, 1, 2, 3, 4, 0};
+    trng r = {.s = 12};
+    fill_tokens(&r, x, NULL, 6);
+    for (size_t c = 0; c < sizeof clips / sizeof *clips; c++) {
+        octav_model *m = build("transformer", 5);
+        if (!m) return;
+        octav_model_init(m, 3);
+        octav_qat_config q = octav_qat_default();
+        q.bits = 4;
+        CHECK_EQ_INT(octav_qat_parse_clip(clips[c], &q), OCTAV_OK);
+        CHECK_EQ_INT(octav_qat_parse_grad(grads[c % 4], &q), OCTAV_OK);
+        q.calib_batches = 2;
+        CHECK_EQ_INT(octav_model_set_qat(m, &q), OCTAV_OK);
+        for (int b = 0; b < 2; b++) CHECK_EQ_INT(octav_model_calibrate(m, x, 6), OCTAV_OK);
+        CHECK(octav_model_calibrated(m));
+        octav_train_config tc = octav_train_default();
+        tc.optim = OCTAV_OPTIM_ADAMW;
+        tc.lr = 1e-3;
+        octav_step_result res;
+        for (int s = 0; s < 3; s++) {
+            CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 6, &res), OCTAV_OK);
+            CHECK_MSG(isfinite(res.loss) && isfinite(res.grad_norm), "%s: loss %g", clips[c], res.loss);
+        }
+        for (int i = 0; i < octav_model_num_quantizers(m); i++) {
+            octav_quant_report rep;
+            CHECK_EQ_INT(octav_model_quantizer(m, i, 0, &rep), OCTAV_OK);
+            CHECK_MSG(rep.scale > 0, "%s: %s %s scale %g", clips[c], rep.node, rep.operand, rep.scale);
+        }
+        double acc;
+        CHECK_EQ_INT(octav_model_evaluate(m, x, y, 6, 6, &acc, NULL), OCTAV_OK);
+        octav_model_destroy(m);
+    }
+}
+
 static void test_bad_tokens_and_labels(void) {
     octav_model *m = build("transformer", 5), *mm = build("transformer-mlm", 0);
     if (!m || !mm) { octav_model_destroy(m); octav_model_destroy(mm); return; }
@@ -369,6 +410,7 @@ int main(void) {
     RUN(test_qat16_matches_float);
     RUN(test_padding_is_invisible);
     RUN(test_octav_scales);
+    RUN(test_all_modes);
     RUN(test_bad_tokens_and_labels);
     RUN(test_builder_errors);
     RUN(test_learns_attention_task);
