@@ -261,6 +261,16 @@ octav_status octav_model_evaluate(octav_model *m, const float *images,
  * valid until the next call). */
 octav_status octav_model_forward(octav_model *m, const float *x, int64_t n,
                                  const float **logits);
+/* The output of node id after the last forward or training step: n
+ * samples of its per-sample shape, as shape (n, c, h, w); valid until the
+ * next call. OCTAV_EINVAL before any forward or for a bad id. */
+octav_status octav_model_activation(const octav_model *m, int id, const float **data, octav_shape *shape);
+/* 1 if node id's output is known non-negative (after ReLU/ReLU6, through
+ * pooling): its quantizer uses the unsigned grid. */
+int octav_model_node_nonneg(const octav_model *m, int id);
+/* The input node of node id (its first input), -1 for the input node. */
+int octav_model_node_input(const octav_model *m, int id);
+
 /* Calibration forward (float activations) that feeds static quantizers;
  * a no-op once calibrated. */
 octav_status octav_model_calibrate(octav_model *m, const float *x, int64_t n);

@@ -25,22 +25,70 @@ void cli_eval_usage(FILE *f) {
             "  --batch N         evaluation batch (default 256)\n"
             "  -j, --json        one JSON document instead of the table\n"
             "  -t, --threads N   threads (default: all cores)\n"
+            "  --dump FILE       write a safetensors file with every conv/linear layer's\n"
+            "                    weight (NAME.weight) and float input on the first test\n"
+            "                    batch (NAME.input), for `octav clip FILE` (metadata\n"
+            "                    octav.unsigned lists the inputs that are >= 0)\n"
             "  -h, --help        show this help\n"
             "\n"
             "Exit status: 0 success, 1 bad checkpoint or data, 2 usage error.\n");
 }
 
+/* --dump: every conv/linear weight and its float input on one batch. */
+static int dump_inputs(octav_model *m, const float *x, int64_t n, const char *path) {
+    if (octav_model_forward(m, x, n, NULL)) { cli_error("--dump"); return 0; }
+    int nn = octav_model_num_nodes(m), cnt = 0, ok = 1;
+    octav_tensor *ts = calloc((size_t)(2 * nn), sizeof *ts);
+    char *unsig = calloc((size_t)nn, 80);
+    if (!ts || !unsig) { free(ts); free(unsig); cli_errorf("out of memory"); return 0; }
+    for (int id = 1; id < nn && ok; id++) {
+        octav_op op = octav_model_node_op(m, id);
+        if (op != OCTAV_OP_CONV2D && op != OCTAV_OP_LINEAR) continue;
+        const char *name = octav_model_node_name(m, id);
+        char tn[128];
+        snprintf(tn, sizeof tn, "%s.weight", name);
+        for (int i = 0; i < octav_model_num_tensors(m); i++) {
+            octav_tensor_ref t = octav_model_tensor(m, i);
+            if (strcmp(t.name, tn) == 0) {
+                ts[cnt].name = strdup(tn);
+                ts[cnt].shape = t.shape;
+                ts[cnt++].data = t.data;
+            }
+        }
+        int in = octav_model_node_input(m, id);
+        const float *a;
+        octav_shape s;
+        if (octav_model_activation(m, in, &a, &s)) { cli_error("--dump"); ok = 0; break; }
+        snprintf(tn, sizeof tn, "%s.input", name);
+        ts[cnt].name = strdup(tn);
+        ts[cnt].shape = s;
+        ts[cnt++].data = (float *)a;
+        if (octav_model_node_nonneg(m, in)) {
+            if (unsig[0]) strcat(unsig, ",");
+            strcat(unsig, tn);
+        }
+    }
+    octav_kv kv[1] = {{"octav.unsigned", unsig}};
+    if (ok && octav_safetensors_write(path, ts, cnt, kv, 1)) { cli_error("--dump"); ok = 0; }
+    for (int i = 0; i < cnt; i++) free(ts[i].name);   /* the data belongs to the model */
+    free(ts);
+    free(unsig);
+    return ok;
+}
+
 int cli_eval(int argc, char **argv) {
     static const struct option lo[] = {{"data", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'b'},
                                        {"json", no_argument, 0, 'j'},      {"threads", required_argument, 0, 't'},
-                                       {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
-    const char *data = NULL;
+                                       {"help", no_argument, 0, 'h'},      {"dump", required_argument, 0, 'D'},
+                                       {0, 0, 0, 0}};
+    const char *data = NULL, *dump = NULL;
     long batch = 256, threads = 0;
     int json = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "d:b:jt:h", lo, NULL)) != -1) {
         switch (opt) {
         case 'd': data = optarg; break;
+        case 'D': dump = optarg; break;
         case 'b':
             if (!cli_parse_int(optarg, 1, 65536, &batch)) { cli_errorf("--batch '%s': expected 1..65536", optarg); return EXIT_USAGE; }
             break;
@@ -113,6 +161,7 @@ int cli_eval(int argc, char **argv) {
     }
     /* the per-layer table is measured on the first test batch */
     int64_t n1 = test.n < batch ? test.n : batch;
+    if (dump && !dump_inputs(mf, test.images, n1, dump)) goto done;
     if (octav_model_forward(mq, test.images, n1, NULL)) { cli_error("eval"); goto done; }
     int nq = octav_model_num_quantizers(mq);
     const char *qname = octav_model_quantized(mq) ? octav_qat_clip_name(octav_model_get_qat(mq)) : "float";

@@ -79,6 +79,7 @@ static void free_activations(octav_model *m) {
     m->scratch = m->probs = NULL;
     m->eval_labels = NULL;
     m->cap = 0;
+    m->last_n = 0;
 }
 
 void octav_model_destroy(octav_model *m) {
@@ -376,6 +377,25 @@ octav_op octav_model_node_op(const octav_model *m, int id) {
 int64_t octav_model_step(const octav_model *m) { return m->step; }
 int octav_model_num_classes(const octav_model *m) { return m->nclasses; }
 int octav_model_label_positions(const octav_model *m) { return m->positions; }
+int octav_model_node_nonneg(const octav_model *m, int id) {
+    return id >= 0 && id < m->nnodes ? m->nodes[id].nonneg : 0;
+}
+int octav_model_node_input(const octav_model *m, int id) {
+    return id > 0 && id < m->nnodes ? m->nodes[id].in[0] : -1;
+}
+
+octav_status octav_model_activation(const octav_model *m, int id, const float **data, octav_shape *shape) {
+    if (!m || !data || !shape || id < 0 || id >= m->nnodes)
+        return octav_set_error(OCTAV_EINVAL, "activation: bad arguments");
+    if (!m->last_n || !m->nodes[id].y) return octav_set_error(OCTAV_EINVAL, "activation: no forward has run");
+    const node *n = &m->nodes[id];
+    *data = n->y;
+    memset(shape, 0, sizeof *shape);
+    shape->ndim = 4;
+    shape->dim[0] = m->last_n;
+    shape->dim[1] = n->c; shape->dim[2] = n->h; shape->dim[3] = n->w;
+    return OCTAV_OK;
+}
 void octav_model_input_shape(const octav_model *m, int *c, int *h, int *w) {
     *c = m->nodes[0].c; *h = m->nodes[0].h; *w = m->nodes[0].w;
 }
@@ -667,8 +687,10 @@ static octav_status run_forward(octav_model *m, const float *x, int64_t n) {
     octav_status st = ensure_batch(m, n);
     if (st) return st;
     memcpy(m->nodes[0].y, x, (size_t)(n * m->nodes[0].size) * sizeof(float));
+    m->last_n = 0;
     for (int i = 1; i < m->nnodes; i++)
         if ((st = forward_node(m, i, n))) return st;
+    m->last_n = n;
     return OCTAV_OK;
 }
 

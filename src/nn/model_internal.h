@@ -86,6 +86,7 @@ struct octav_model {
     int finalized;
     int nclasses;
     int positions;         /* labels per sample (1, or L for sequences)      */
+    int64_t last_n;        /* samples of the last forward (0: none yet)      */
     /* pools */
     float *params, *grads, *opt_m, *opt_v;
     int64_t nparams;
