@@ -55,4 +55,31 @@ for s in $seeds; do
     done
   done
 done
+# 4. the rest of the clipping grid, retrained from the seed-1 float model
+#    (2 epochs each): every method at 4, 3 and 2 bits, OCTAV and max at 8
+#    and 6 bits
+f="$dir/cnn_float_s1.safetensors"
+if [ -f "$f" ]; then
+  for b in 4 3 2; do
+    for c in max static-octav percentile mse-sweep pact lsq; do
+      run "cnn_w${b}_${c}_madpwl_retrain_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
+    done
+  done
+  for b in 8 6; do
+    for c in octav max; do
+      run "cnn_w${b}_${c}_madpwl_retrain_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
+    done
+  done
+fi
+# 5. resnet20: float (5 epochs), then 4- and 3-bit retraining with dynamic
+#    OCTAV, static OCTAV, max and LSQ (2 epochs)
+run "resnet20_float_s1" --model resnet20 --seed 1 --epochs 5
+f="$dir/resnet20_float_s1.safetensors"
+if [ -f "$f" ]; then
+  for b in 4 3; do
+    for c in octav static-octav max lsq; do
+      run "resnet20_w${b}_${c}_madpwl_retrain_s1" --model resnet20 --seed 1 --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
+    done
+  done
+fi
 echo "results: $db" >&2
