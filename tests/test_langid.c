@@ -1,17 +1,20 @@
 /* test_langid.c -- the word-list corpus: encodings (UTF-8 and Latin-1
  * lists give the same codepoints), within-list and cross-list duplicates,
  * sampling cap, deterministic disjoint splits, a vocabulary from the
- * training split only, truncation, errors naming the file and package or
- * file:line, the masking recipe's statistics, and the real Debian lists. */
+ * training split only ([UNK] counted), truncation, errors naming the file
+ * and package or file:line, allocation failures, the masking recipe's
+ * statistics, and the real Debian lists. */
 #define _POSIX_C_SOURCE 200809L
 #include "octav/langid.h"
 #include "test.h"
+#include "test_io.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static char dir[64];
+enum { NSPANISH = 60 };
 
 static void put(const char *name, const char *text, size_t len) {
     char path[128];
@@ -25,7 +28,10 @@ static void put(const char *name, const char *text, size_t len) {
 
 /* 300 words per language over different alphabets, plus words shared by
  * english and french ("shared1", "shared2", and "café": UTF-8 in one,
- * Latin-1 in the other). german has CRLF line ends and a repeated line. */
+ * Latin-1 in the other). german has CRLF line ends and a repeated line.
+ * spanish has 60 words "x<c>yz", each with a Cyrillic letter c (U+0410 +
+ * i) of its own, so a letter is in the vocabulary iff its word is in the
+ * training split. */
 static void make_corpus(void) {
     snprintf(dir, sizeof dir, "/tmp/octav_langid_XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
@@ -42,10 +48,17 @@ static void make_corpus(void) {
     put("american-english", en, ne);
     put("french", fr, nf);
     put("ngerman", de, nd);
+    char es[1024];
+    size_t ns = 0;
+    for (int i = 0; i < NSPANISH; i++) {
+        unsigned cp = 0x410 + (unsigned)i;
+        ns += (size_t)snprintf(es + ns, sizeof es - ns, "x%c%cyz\n", 0xC0 | cp >> 6, 0x80 | (cp & 0x3F));
+    }
+    put("spanish", es, ns);
 }
 
 static void remove_corpus(void) {
-    const char *files[] = {"american-english", "french", "ngerman", "italian", NULL};
+    const char *files[] = {"american-english", "french", "ngerman", "spanish", "italian", NULL};
     char path[128];
     for (int i = 0; files[i]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -64,6 +77,8 @@ static octav_langid_config cfg3(void) {
     c.test_fraction = 0.2;
     return c;
 }
+
+static int cmp_word(const void *a, const void *b) { return strcmp(a, b); }
 
 static void test_load(void) {
     octav_langid_config c = cfg3();
@@ -112,6 +127,17 @@ static void test_load(void) {
     char buf[64];
     octav_langid_decode(&d, d.tokens[1], buf, sizeof buf);
     CHECK(strlen(buf) >= 4);
+    /* the splits are disjoint: every word once in all three */
+    int64_t total = d.count[0] + d.count[1] + d.count[2], k = 0;
+    char(*words)[16] = malloc((size_t)total * sizeof *words);
+    for (int s = 0; s < 3; s++)
+        for (int64_t i = 0; i < d.count[s]; i++) octav_langid_decode(&d, d.tokens[s] + i * d.max_len, words[k++], 16);
+    qsort(words, (size_t)total, sizeof *words, cmp_word);
+    int repeated = 0;
+    for (int64_t i = 1; i < total; i++) repeated += strcmp(words[i - 1], words[i]) == 0;
+    CHECK_EQ_INT(repeated, 0);
+    CHECK(strcmp(words[0], "wa") > 0);   /* no empty or truncated word */
+    free(words);
     /* deterministic */
     CHECK_EQ_INT(octav_langid_load(&c, &d2), OCTAV_OK);
     CHECK_EQ_INT(d2.count[0], d.count[0]);
@@ -124,6 +150,44 @@ static void test_load(void) {
     CHECK_EQ_INT(octav_langid_load(&c, &d2), OCTAV_OK);
     CHECK(d2.count[2] != d.count[2] || memcmp(d.tokens[2], d2.tokens[2], (size_t)(d.count[2] * 8) * 4) != 0);
     octav_langid_free(&d2);
+    octav_langid_free(&d);
+}
+
+/* The vocabulary comes from the training split only: each spanish word's
+ * own letter is an id when the word is in train, [UNK] (counted) when it
+ * is in validation or test. (english's "shared2" is kept here, its '2'
+ * may be held out too.) */
+static void test_vocab_from_train(void) {
+    octav_langid_config c = cfg3();
+    c.languages = "english,spanish";
+    octav_langid d;
+    CHECK_EQ_INT(octav_langid_load(&c, &d), OCTAV_OK);
+    CHECK_EQ_INT(d.kept[1], NSPANISH);
+    int64_t in_train = 0, held_out = 0;
+    for (int s = 0; s < 3; s++) {
+        int64_t unk = 0;
+        for (int64_t i = 0; i < d.count[s]; i++) {
+            const int32_t *t = d.tokens[s] + i * d.max_len;
+            for (int p = 0; p < d.max_len; p++) unk += t[p] == OCTAV_TOK_UNK;
+            if (d.labels[s][i] != 1) continue;
+            CHECK_EQ_INT(d.length[s][i], 5);
+            CHECK_EQ_INT(d.codepoint[t[1]], 'x');
+            if (s == 0) {
+                in_train++;
+                CHECK(t[2] >= OCTAV_TOK_FIRST && d.codepoint[t[2]] >= 0x410 && d.codepoint[t[2]] < 0x410 + NSPANISH);
+            } else {
+                held_out++;
+                CHECK_EQ_INT(t[2], OCTAV_TOK_UNK);
+            }
+        }
+        CHECK_EQ_INT(d.unknown[s], unk);
+    }
+    CHECK(in_train > 0 && held_out > 0);
+    CHECK_EQ_INT(d.unknown[0], 0);
+    int cyrillic = 0;
+    for (int i = OCTAV_TOK_FIRST; i < d.vocab; i++)
+        cyrillic += d.codepoint[i] >= 0x410 && d.codepoint[i] < 0x410 + NSPANISH;
+    CHECK_EQ_INT(cyrillic, in_train);
     octav_langid_free(&d);
 }
 
@@ -145,7 +209,10 @@ static void test_errors(void) {
     octav_langid d;
     c.languages = "english,italian";
     CHECK_EQ_INT(octav_langid_load(&c, &d), OCTAV_ENOTFOUND);
-    CHECK(strstr(octav_last_error(), "italian") && strstr(octav_last_error(), "apt-get install witalian"));
+    char path[128];
+    snprintf(path, sizeof path, "%s/italian", dir);
+    CHECK_MSG(strstr(octav_last_error(), path) && strstr(octav_last_error(), "No such file or directory") &&
+              strstr(octav_last_error(), "apt-get install witalian"), "%s", octav_last_error());
     c.languages = "english,klingon";
     CHECK_EQ_INT(octav_langid_load(&c, &d), OCTAV_EINVAL);
     CHECK(strstr(octav_last_error(), "klingon") != NULL);
@@ -159,6 +226,24 @@ static void test_errors(void) {
     c.languages = "english,italian";
     CHECK_EQ_INT(octav_langid_load(&c, &d), OCTAV_EFORMAT);
     CHECK(strstr(octav_last_error(), "italian:2") != NULL);
+    put("italian", "ciao\r\nok\nb\0d\n", 12);   /* a NUL byte on line 3 */
+    CHECK_EQ_INT(octav_langid_load(&c, &d), OCTAV_EFORMAT);
+    CHECK_MSG(strstr(octav_last_error(), "italian:3") != NULL, "%s", octav_last_error());
+    /* the limit is on the file's bytes: 256 Latin-1 bytes (512 in UTF-8) pass */
+    char latin[300];
+    memcpy(latin, "ciao\n", 5);
+    memset(latin + 5, 0xE9, 256);
+    latin[261] = '\n';
+    put("italian", latin, 262);
+    CHECK_MSG(octav_langid_load(&c, &d) == OCTAV_OK, "%s", octav_last_error());
+    CHECK(strcmp(d.encoding[1], "latin-1") == 0 && d.read[1] == 2 && d.truncated == 1);
+    octav_langid_free(&d);
+    memset(latin + 5, 0xE9, 257);
+    latin[262] = '\n';
+    put("italian", latin, 263);
+    CHECK_EQ_INT(octav_langid_load(&c, &d), OCTAV_EFORMAT);
+    CHECK_MSG(strstr(octav_last_error(), "italian:2") && strstr(octav_last_error(), "257 bytes"), "%s",
+              octav_last_error());
     char big[400];
     memset(big, 'a', sizeof big);
     big[sizeof big - 1] = '\n';
@@ -167,6 +252,28 @@ static void test_errors(void) {
     CHECK(strstr(octav_last_error(), "italian:1") != NULL);
     /* a failed load leaves a zeroed struct that free accepts */
     octav_langid_free(&d);
+}
+
+/* A failed allocation anywhere in a load is OCTAV_ENOMEM, leaks nothing
+ * and leaves a struct that octav_langid_free accepts. */
+static void test_alloc_failure(void) {
+    octav_langid_config c = cfg3();
+    int reached_ok = 0, failures = 0;
+    for (g_fail_at = 0; g_fail_at < 200 && !reached_ok; g_fail_at++) {
+        g_count = 0;
+        g_live = 0;
+        octav_set_allocator(failing_alloc, counting_free, NULL);
+        octav_langid d;
+        octav_status st = octav_langid_load(&c, &d);
+        octav_langid_free(&d);
+        octav_set_allocator(NULL, NULL, NULL);
+        CHECK_MSG(st == OCTAV_OK || st == OCTAV_ENOMEM, "failing allocation %d: status %d (%s)", g_fail_at, st,
+                  octav_last_error());
+        CHECK_MSG(g_live == 0, "failing allocation %d: %d blocks leaked", g_fail_at, g_live);
+        if (st == OCTAV_OK) reached_ok = 1;
+        else failures++;
+    }
+    CHECK_MSG(reached_ok && failures >= 10, "ok %d after %d failures", reached_ok, failures);
 }
 
 static void test_mask(void) {
@@ -215,36 +322,63 @@ static void test_mask(void) {
     int ok = 1;
     for (int s = 0; s < N && ok; s++) ok = memcmp(lab2 + s * LEN, lab + (N - 1 - s) * LEN, LEN * sizeof(int32_t)) == 0;
     CHECK(ok);
+    /* prob 0: exactly the one position the at-least-one rule picks */
+    octav_langid_mask(tok, ids, N, LEN, VOC, 0.0, 77, mt, lab);
+    int64_t exactly_one = 0;
+    for (int s = 0; s < N; s++) {
+        int per = 0;
+        for (int p = 0; p < LEN; p++) per += lab[s * LEN + p] >= 0;
+        exactly_one += per == 1;
+    }
+    CHECK_EQ_INT(exactly_one, N);
     free(tok); free(mt); free(lab); free(mt2); free(lab2); free(ids);
 }
 
-/* The Debian lists (installed by scripts/deps.sh): all 12 languages. */
+/* The Debian lists (installed by scripts/deps.sh): all 12 languages with
+ * the default configuration. Missing lists fail the test, with the line
+ * that installs them. */
+static int in_vocab(const octav_langid *d, int32_t cp) {
+    for (int i = OCTAV_TOK_FIRST; i < d->vocab; i++)
+        if (d->codepoint[i] == cp) return 1;
+    return 0;
+}
+
 static void test_debian_lists(void) {
     octav_langid_config c = octav_langid_default();
-    c.words_per_lang = 3000;
     octav_langid d;
     octav_status st = octav_langid_load(&c, &d);
     CHECK_MSG(st == OCTAV_OK, "%s (run: make deps, or apt-get install wamerican wfrench wngerman witalian wspanish "
               "wportuguese wdutch wswedish wpolish wdanish wnorwegian wcatalan)", octav_last_error());
     if (st) return;
     CHECK_EQ_INT(d.nlang, 12);
+    int64_t kept = 0;
     for (int l = 0; l < 12; l++) {
         int latin1 = strcmp(d.lang[l], "swedish") == 0 || strcmp(d.lang[l], "norwegian") == 0;
         CHECK_MSG(strcmp(d.encoding[l], latin1 ? "latin-1" : "utf-8") == 0, "%s: %s", d.lang[l], d.encoding[l]);
-        CHECK(d.read[l] > 50000 && d.kept[l] > 2000);
+        CHECK_MSG(d.read[l] > 50000 && d.kept[l] > 10000 && d.kept[l] <= 20000, "%s: read %lld, kept %lld",
+                  d.lang[l], (long long)d.read[l], (long long)d.kept[l]);
+        kept += d.kept[l];
     }
+    CHECK_EQ_INT(d.count[0] + d.count[1] + d.count[2], kept);
     CHECK(d.duplicates > 0);
     int letters = 0;
     for (int i = OCTAV_TOK_FIRST; i < d.vocab; i++) letters += d.codepoint[i] >= 'a' && d.codepoint[i] <= 'z';
     CHECK_EQ_INT(letters, 26);
+    /* decoded letters of Latin-1 (å, ø) and UTF-8 (ß, ł, ç) lists; none of
+     * the C1 range that UTF-8 read as Latin-1 would give */
+    CHECK(in_vocab(&d, 0xE5) && in_vocab(&d, 0xF8) && in_vocab(&d, 0xDF) && in_vocab(&d, 0x142) &&
+          in_vocab(&d, 0xE7));
+    for (int32_t cp = 0x80; cp < 0xA0; cp++) CHECK_MSG(!in_vocab(&d, cp), "U+%04X in the vocabulary", (unsigned)cp);
     octav_langid_free(&d);
 }
 
 int main(void) {
     make_corpus();
     RUN(test_load);
+    RUN(test_vocab_from_train);
     RUN(test_cap_and_truncation);
     RUN(test_errors);
+    RUN(test_alloc_failure);
     RUN(test_mask);
     RUN(test_debian_lists);
     remove_corpus();

@@ -5,13 +5,14 @@
  * file is read as UTF-8 when it is valid UTF-8, else as Latin-1 (Debian's
  * bokmaal, nynorsk and swedish lists are ISO-8859-1). Per language the
  * words_per_lang words with the smallest seeded hash are selected (a
- * deterministic sample); a selected word that occurs in another selected
- * language's full list is dropped from every language (it has no single
- * answer); the rest is split into train / validation / test by a second
- * hash of the word. Tokens are codepoints: ids OCTAV_TOK_FIRST.. for the
- * codepoints of the training split in increasing order, OCTAV_TOK_UNK for
- * any other; a sequence is [CLS], the word's ids (truncated to max_len - 1),
- * then [PAD] up to max_len.
+ * deterministic sample); a selected word that occurs in the full list of
+ * another loaded language is dropped from every language (it has no
+ * single answer; words compare as codepoint strings, so "café" in a
+ * Latin-1 and in a UTF-8 list is one word); the rest is split into train /
+ * validation / test by a second hash of the word. Tokens are codepoints:
+ * ids OCTAV_TOK_FIRST.. for the codepoints of the training split in
+ * increasing order, OCTAV_TOK_UNK for any other; a sequence is [CLS], the
+ * word's ids (truncated to max_len - 1), then [PAD] up to max_len.
  *
  *   octav_langid_config cfg = octav_langid_default();
  *   octav_langid d;
@@ -29,7 +30,7 @@ extern "C" {
 #endif
 
 #define OCTAV_LANGID_MAX_LANGS 16
-#define OCTAV_LANGID_MAX_WORD 256   /* bytes per line */
+#define OCTAV_LANGID_MAX_WORD 256   /* bytes per line of the file */
 
 enum { OCTAV_TOK_PAD = 0, OCTAV_TOK_CLS = 1, OCTAV_TOK_MASK = 2, OCTAV_TOK_UNK = 3, OCTAV_TOK_FIRST = 4 };
 enum { OCTAV_SPLIT_TRAIN = 0, OCTAV_SPLIT_VAL = 1, OCTAV_SPLIT_TEST = 2 };
@@ -71,7 +72,8 @@ typedef struct {
 /* Loads the corpus. Errors: a missing list (OCTAV_ENOTFOUND, naming the
  * file and the Debian package), a malformed line (OCTAV_EFORMAT, file:line:
  * a control character or more than OCTAV_LANGID_MAX_WORD bytes), an unknown
- * language name or bad option (OCTAV_EINVAL), an empty split (OCTAV_EEMPTY). */
+ * language name or bad option (OCTAV_EINVAL), an empty split (OCTAV_EEMPTY),
+ * out of memory (OCTAV_ENOMEM); a failed load leaves *out zeroed. */
 octav_status octav_langid_load(const octav_langid_config *cfg, octav_langid *out);
 void octav_langid_free(octav_langid *d);
 
@@ -84,8 +86,9 @@ void octav_langid_free(octav_langid *d);
 void octav_langid_mask(const int32_t *tokens, const int64_t *sample_id, int64_t n, int max_len, int vocab,
                        double prob, uint64_t seed, int32_t *out_tokens, int32_t *out_labels);
 
-/* Writes the word of a token sequence as UTF-8 ([UNK] as U+FFFD) into buf
- * (NUL-terminated, truncated to cap). Returns the bytes written. */
+/* Writes the word of a token sequence as UTF-8 ([UNK] as U+FFFD, [MASK] as
+ * '_') into buf (NUL-terminated, truncated to cap). Returns the bytes
+ * written. */
 size_t octav_langid_decode(const octav_langid *d, const int32_t *tokens, char *buf, size_t cap);
 
 #ifdef __cplusplus
