@@ -343,6 +343,13 @@ static int encode(const unsigned char *p, uint32_t len, const int32_t *id_of, in
     return used;
 }
 
+/* The split of a word from a second hash of its selection hash. */
+static int split_of(const octav_langid_config *cfg, uint64_t split_seed, uint64_t h) {
+    double u = (double)(octav_hash_u64(split_seed, h) >> 11) * 0x1.0p-53;
+    return u < cfg->test_fraction ? OCTAV_SPLIT_TEST
+         : u < cfg->test_fraction + cfg->val_fraction ? OCTAV_SPLIT_VAL : OCTAV_SPLIT_TRAIN;
+}
+
 octav_status octav_langid_load(const octav_langid_config *cfg_in, octav_langid *d) {
     if (!d) return octav_set_error(OCTAV_EINVAL, "langid: NULL output");
     memset(d, 0, sizeof *d);
@@ -409,9 +416,7 @@ octav_status octav_langid_load(const octav_langid_config *cfg_in, octav_langid *
         for (int64_t i = 0; i < w->nsel; i++) {
             if (w->dup[i]) continue;
             const word *x = &w->w[i];
-            double u = (double)(octav_hash_u64(split_seed, x->h) >> 11) * 0x1.0p-53;
-            int s = u < cfg.test_fraction ? OCTAV_SPLIT_TEST
-                  : u < cfg.test_fraction + cfg.val_fraction ? OCTAV_SPLIT_VAL : OCTAV_SPLIT_TRAIN;
+            int s = split_of(&cfg, split_seed, x->h);
             d->count[s]++;
             d->kept[l]++;
             if (s != OCTAV_SPLIT_TRAIN) continue;
@@ -455,9 +460,7 @@ octav_status octav_langid_load(const octav_langid_config *cfg_in, octav_langid *
         for (int64_t i = 0; i < w->nsel; i++) {
             if (w->dup[i]) continue;
             const word *x = &w->w[i];
-            double u = (double)(octav_hash_u64(split_seed, x->h) >> 11) * 0x1.0p-53;
-            int s = u < cfg.test_fraction ? OCTAV_SPLIT_TEST
-                  : u < cfg.test_fraction + cfg.val_fraction ? OCTAV_SPLIT_VAL : OCTAV_SPLIT_TRAIN;
+            int s = split_of(&cfg, split_seed, x->h);
             int trunc;
             int64_t k = at[s]++;
             d->length[s][k] = encode(w->text + x->off, x->len, id_of, cfg.max_len, d->tokens[s] + k * cfg.max_len,
