@@ -81,6 +81,30 @@ static void test_gelu_reference(void) {
     free(x); free(y); free(dy); free(dx);
 }
 
+/* The saved-Phi pair gives the same bits as the plain pair, special
+ * values included, with 1 and 2 threads. */
+static void test_gelu_saved(void) {
+    const long long n = 70001;
+    float *x = fbuf(n), *y1 = fbuf(n), *y2 = fbuf(n), *dy = fbuf(n), *d1 = fbuf(n), *d2 = fbuf(n);
+    double *cdf = (double *)calloc((size_t)n, sizeof *cdf);
+    trng r = {.s = 41};
+    fill_gauss(&r, x, n, 4.0, 0.0);
+    fill_gauss(&r, dy, n, 1.0, 0.0);
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 37.5f, -40.0f, 1e-30f, -1e-30f, 8.0f};
+    for (int i = 0; i < (int)(sizeof special / sizeof *special); i++) x[i * 7] = special[i];
+    for (int t = 1; t <= 2; t++) {
+        octav_set_threads(t);
+        octav_gelu_forward(x, y1, n);
+        octav_gelu_backward(x, dy, d1, n);
+        octav_gelu_forward_save(x, y2, cdf, n);
+        octav_gelu_backward_saved(x, cdf, dy, d2, n);
+        CHECK_SAME_BITS(y1, y2, (size_t)n * sizeof *y1);
+        CHECK_SAME_BITS(d1, d2, (size_t)n * sizeof *d1);
+    }
+    octav_set_threads(1);
+    free(x); free(y1); free(y2); free(dy); free(d1); free(d2); free(cdf);
+}
+
 static void test_relu_fixture(void) {
     const int64_t n = 256;
     float *x = FIX("relu6_x", n), *y6_ref = FIX("relu6_y", n), *dy = FIX("relu6_dy", n),
@@ -268,6 +292,7 @@ static void test_add_and_threads(void) {
 int main(void) {
     RUN(test_gelu_fixture);
     RUN(test_gelu_reference);
+    RUN(test_gelu_saved);
     RUN(test_relu_fixture);
     RUN(test_gradcheck);
     RUN(test_dropout_gradcheck);

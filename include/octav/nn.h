@@ -163,6 +163,10 @@ void octav_relu6_backward(const float *x, const float *dy, float *dx, int64_t n)
 /* GELU, exact (erf) form as PyTorch's default: y = x Phi(x). */
 void octav_gelu_forward(const float *x, float *y, int64_t n);
 void octav_gelu_backward(const float *x, const float *dy, float *dx, int64_t n);
+/* The same pair with Phi(x) saved by the forward (cdf, n doubles): the
+ * backward then needs only exp(-x^2/2); bit-identical results. */
+void octav_gelu_forward_save(const float *x, float *y, double *cdf, int64_t n);
+void octav_gelu_backward_saved(const float *x, const double *cdf, const float *dy, float *dx, int64_t n);
 
 /* Inverted dropout: element i is kept with probability 1 - p, decided by
  * octav_hash_uniform(seed, i) >= p, and kept values are scaled by 1/(1-p).

@@ -154,6 +154,48 @@ static ALWAYS_INLINE void gauss_cdf_pdf(float x, double *cdf, double *pdf) {
     *pdf = e.d * INV_SQRT_2PI;
 }
 
+/* exp(-x^2/2) exactly as gauss_cdf_pdf computes it (same clamp, same
+ * zero at |x| = inf), so a backward from a saved Phi gives the same bits. */
+static ALWAYS_INLINE double gauss_e(float x) {
+    union { float f; uint32_t u; } b = {x}, t;
+    const uint32_t mag = b.u & 0x7fffffffu;
+    const uint64_t inf = 0ull - (uint64_t)(mag == 0x7f800000u);
+    t.u = mag > 0x42140000u ? 0x42140000u : mag;
+    const double z = (double)t.f * SQRT1_2;
+    union { double d; uint64_t u; } e;
+    e.d = octav_vexp_d(-(z * z));
+    e.u &= ~inf;
+    return e.d;
+}
+
+OCTAV_CLONES
+static void gelu_save_run(const float *x, float *y, double *cdf, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        double c, pdf;
+        gauss_cdf_pdf(x[i], &c, &pdf);
+        y[i] = (float)((double)x[i] * c);
+        cdf[i] = c;
+    }
+}
+
+OCTAV_CLONES
+static void gelu_back_saved_run(const float *x, const double *cdf, const float *dy, float *dx, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        const double pdf = gauss_e(x[i]) * INV_SQRT_2PI;
+        dx[i] = (float)((double)dy[i] * (cdf[i] + (double)x[i] * pdf));
+    }
+}
+
+void octav_gelu_forward_save(const float *x, float *y, double *cdf, int64_t n) {
+    FOR_CHUNKS(n, GELU_PAR_MIN, gelu_save_run(x + i0, y + i0, cdf + i0, len));
+}
+
+void octav_gelu_backward_saved(const float *x, const double *cdf, const float *dy, float *dx, int64_t n) {
+    FOR_CHUNKS(n, GELU_PAR_MIN, gelu_back_saved_run(x + i0, cdf + i0, dy + i0, dx + i0, len));
+}
+
 OCTAV_CLONES
 static void gelu_run(const float *x, float *y, int64_t n) {
 #pragma omp simd

@@ -132,6 +132,7 @@ int64_t seq_aux_per_sample(const octav_model *m, const node *nd) {
     (void)m;
     switch (nd->op) {
     case OCTAV_OP_LAYERNORM: return 2 * (int64_t)nd->c * nd->h;   /* mean, rstd per row */
+    case OCTAV_OP_GELU: return 2 * nd->size;                         /* Phi(x) as doubles */
     case OCTAV_OP_ATTENTION: {
         int64_t ld = (int64_t)nd->h * nd->w, hll = (int64_t)nd->groups * nd->h * nd->h;
         return 7 * ld + 2 * hll;
@@ -309,7 +310,9 @@ octav_status seq_forward(octav_model *m, int i, int64_t n) {
                                 nd->aux + rows, rows, nd->w, 1e-5f);
         return OCTAV_OK;
     }
-    case OCTAV_OP_GELU: octav_gelu_forward(a->y, nd->y, n * nd->size); return OCTAV_OK;
+    case OCTAV_OP_GELU:   /* aux: doubles, 8-byte aligned (malloc'ed, even float offsets) */
+        octav_gelu_forward_save(a->y, nd->y, (double *)(void *)nd->aux, n * nd->size);
+        return OCTAV_OK;
     case OCTAV_OP_ATTENTION: return attention_forward(m, nd, n);
     case OCTAV_OP_TOKEN:
         for (int64_t s = 0; s < n; s++)
@@ -333,7 +336,7 @@ octav_status seq_backward(octav_model *m, int i, int64_t n, float *dx) {
         return OCTAV_OK;
     }
     case OCTAV_OP_GELU:
-        if (dx) octav_gelu_backward(a->y, nd->dy, dx, n * nd->size);
+        if (dx) octav_gelu_backward_saved(a->y, (const double *)(const void *)nd->aux, nd->dy, dx, n * nd->size);
         return OCTAV_OK;
     case OCTAV_OP_ATTENTION: return attention_backward(m, nd, n, dx);
     case OCTAV_OP_TOKEN:
