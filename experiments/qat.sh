@@ -55,6 +55,13 @@ for s in $seeds; do
     done
   done
 done
+# 4a. scalar trajectories: 4-bit retraining with dynamic and static OCTAV,
+#    every quantizer's scalar logged every 20 steps
+f="$dir/cnn_float_s1.safetensors"
+for c in octav static-octav; do
+  [ -f "$f" ] && run "cnn_w4_${c}_traj_s1" --model cnn --seed 1 --bits 4 --clip "$c" --grad mad-pwl --init "$f" \
+      --log-quant-every 20
+done
 # 4. the rest of the clipping grid, retrained from the seed-1 float model
 #    (2 epochs each): every method at 4, 3 and 2 bits, OCTAV and max at 8
 #    and 6 bits

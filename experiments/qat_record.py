@@ -4,16 +4,24 @@ commit and command, the final line of its JSONL log, and per epoch the
 validation accuracy, training loss and the mean clipped fraction of the
 weight quantizers (what the paper's stuck-weights argument is about).
     qat_record.py RESULTS_FILE NAME COMMIT COMMAND LOG
+    qat_record.py --refresh RESULTS_FILE LOG_DIR   (re-summarise from logs kept)
 """
 import json
+import os
 import sys
 
 
-def summarize(log_path, start=None):
+def summarize(log_path, start=None, traj=None):
     final, epochs = None, []
+    gn = []   # grad norms of the current epoch's steps
     with open(log_path) as fh:
         for line in fh:
             o = json.loads(line)
+            if o.get("event") == "step":
+                gn.append(o.get("grad_norm", 0.0))
+                if traj is not None and "quantizers" in o:   # --log-quant-every
+                    traj.append({"step": o["step"], "scales": {f"{q['layer']}.{q['tensor']}": q["scale"]
+                                                               for q in o["quantizers"]}})
             if o.get("event") == "start" and start is not None:
                 start.update({k: o[k] for k in ("corpus", "vocab", "parameters", "train_images") if k in o})
             if o.get("event") == "epoch":
@@ -21,21 +29,54 @@ def summarize(log_path, start=None):
                      if q.get("tensor") == "weight" and "clipped_fraction" in q]
                 epochs.append({"epoch": o["epoch"], "val_accuracy": o.get("val_accuracy"),
                                "train_loss": o["train_loss"],
-                               "weight_clipped_fraction": sum(w) / len(w) if w else None})
+                               "weight_clipped_fraction": sum(w) / len(w) if w else None,
+                               "grad_norm_mean": sum(gn) / len(gn) if gn else None,
+                               "grad_norm_max": max(gn) if gn else None})
+                gn = []
             elif o.get("event") == "final":
                 final = o
     return final, epochs
 
 
+def refresh(db, logdir):
+    """Re-summarises every recorded run whose log is still in logdir (the
+    per-epoch fields added since it was recorded); name, commit, command and
+    final line stay as recorded."""
+    out = []
+    for line in open(db):
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        log = os.path.join(logdir, rec["run"] + ".jsonl")
+        if os.path.exists(log):
+            start, traj = {}, []
+            final, epochs = summarize(log, start, traj)
+            if final is not None and final == rec["final"]:
+                rec["epochs"] = epochs
+                if start:
+                    rec["start"] = start
+                if traj:
+                    rec["trajectory"] = traj
+        out.append(json.dumps(rec, separators=(",", ":")) + "\n")
+    with open(db + ".tmp", "w") as fh:
+        fh.writelines(out)
+    os.replace(db + ".tmp", db)
+
+
 def main():
+    if sys.argv[1] == "--refresh":
+        refresh(sys.argv[2], sys.argv[3])
+        return
     db, name, commit, command, log = sys.argv[1:6]
-    start = {}
-    final, epochs = summarize(log, start)
+    start, traj = {}, []
+    final, epochs = summarize(log, start, traj)
     if final is None:
         sys.exit(f"{log}: no final line (the run did not finish)")
     rec = {"run": name, "commit": commit, "command": command, "final": final, "epochs": epochs}
     if start:
         rec["start"] = start
+    if traj:
+        rec["trajectory"] = traj
     with open(db, "a") as fh:
         fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
 

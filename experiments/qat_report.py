@@ -108,6 +108,73 @@ def main():
                               ", ".join(f"{k} {fmt_pct(v)}%" for k, v in sorted(g.items(), key=lambda kv: -kv[1])) + ".")
     lines += ["### Against the targets", ""] + checks + [""]
 
+    # the clipping grid: retraining from the seed-1 float model, per model
+    methods = ("octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq")
+    for model in ("cnn", "resnet20"):
+        fl = [r for r in runs.values() if r["final"]["model"] == model and r["final"]["clip"] == "float"
+              and seed_of(r) == "1"]
+        sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
+               and seed_of(r) == "1" and r["final"]["grad"] == "mad-pwl" and "_traj" not in r["run"]]
+        if not fl or not sel:
+            continue
+        fa = fl[0]["final"]["test_accuracy"]
+        bits = sorted({r["final"]["bits"] for r in sel}, reverse=True)
+        lines += [f"### Clipping methods: {model}, retrained from float (seed 1, {fmt_pct(fa)}%)", "",
+                  "Test accuracy %, change from float in points; MAD weight / PWL input gradients, "
+                  f"{sel[0]['final']['epochs']} epochs of retraining.", "",
+                  "| clipping | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+        for m in methods:
+            cells = []
+            for b in bits:
+                rr = [r for r in sel if r["final"]["bits"] == b and r["final"]["clip"] == m]
+                a_ = rr[0]["final"]["test_accuracy"] if rr else None
+                cells.append(f"{fmt_pct(a_)} ({100 * (a_ - fa):+.2f})" if rr else "")
+            if any(cells):
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+    # gradient estimators: accuracy and the gradient norm (STE's growth)
+    est = [r for r in runs.values() if mode_of(r) == "retrain" and r["final"]["clip"] == "octav"
+           and seed_of(r) == "1" and r["final"]["model"] == "cnn" and r["final"]["bits"] in (3, 2)
+           and all(e.get("grad_norm_mean") is not None for e in r.get("epochs", []))]
+    if est:
+        lines += ["### Gradient estimators: accuracy, clipped weights and gradient norm (cnn, OCTAV, seed 1)", "",
+                  "Mean global gradient norm over each epoch's steps (before clipping; from the run logs), and the "
+                  "fraction of weights in the clipped region at the end of the last epoch.", "",
+                  "| bits | gradients | test acc % | grad norm epoch 1 | grad norm last epoch | max grad norm | "
+                  "clipped weights % |", "|---:|---|---:|---:|---:|---:|---:|"]
+        for r in sorted(est, key=lambda r: (-r["final"]["bits"], r["final"]["grad"])):
+            e = r["epochs"]
+            wc = e[-1]["weight_clipped_fraction"]
+            lines.append(f"| {r['final']['bits']} | {r['final']['grad']} | {fmt_pct(r['final']['test_accuracy'])} | "
+                         f"{e[0]['grad_norm_mean']:.3f} | {e[-1]['grad_norm_mean']:.3f} | "
+                         f"{max(x['grad_norm_max'] for x in e):.3f} | "
+                         f"{100 * wc:.3f} |" if wc is not None else "")
+        lines.append("")
+
+    # scalar trajectories (--log-quant-every)
+    traj = [r for r in runs.values() if r.get("trajectory")]
+    tracked = ("features.0.conv.input", "features.2.conv.weight", "features.3.conv.input", "classifier.0.input")
+    if traj:
+        with open(os.path.join(tsv, "traj_index.txt"), "w") as fh:
+            fh.write("\n".join(r["run"] for r in traj) + "\n")
+        for r in traj:
+            with open(os.path.join(tsv, r["run"] + "_traj.tsv"), "w") as fh:
+                fh.write("# step\t" + "\t".join(tracked) + "\n")
+                for p_ in r["trajectory"]:
+                    fh.write(f"{p_['step']}\t" + "\t".join(str(p_["scales"].get(t, "NaN")) for t in tracked) + "\n")
+        if os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_trajectories.png")):
+            lines += ["### Scalar trajectories", "",
+                      "![clipping scalars during 4-bit retraining](img/qat_trajectories.png)", "",
+                      "The clipping scalar of four quantizers every 20 steps of 4-bit retraining (cnn, seed 1): "
+                      "dynamic OCTAV re-solved at every step against static OCTAV calibrated once on 10 float "
+                      "batches. Runs: " + ", ".join(f"`{r['run']}` (`{r['command']}`)" for r in traj) + ".", ""]
+            for r in traj:
+                first, last = r["trajectory"][0]["scales"], r["trajectory"][-1]["scales"]
+                moves = ", ".join(f"{t} {first[t]:.4g} -> {last[t]:.4g}" for t in tracked if t in first and t in last)
+                lines.append(f"- `{r['run']}`: {moves}.")
+            lines.append("")
+
     # figure data: per-epoch curves of the low-bit and gradient runs
     plotted = []
     for r in order:

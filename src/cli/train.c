@@ -81,6 +81,8 @@ void cli_train_usage(FILE *f) {
             "  --out CKPT            checkpoint written at the end of every epoch\n"
             "  --log FILE            JSONL log: per-step loss, per-epoch metrics and\n"
             "                        per-layer clipping scalars; last line {\"event\": \"final\"}\n"
+            "  --log-quant-every N   also log every quantizer's scalar, clipped fraction\n"
+            "                        and SQNR every N steps (scalar trajectories)\n"
             "  --resume CKPT         continue a run from its checkpoint, bit for bit with the\n"
             "                        same --threads (a larger --epochs extends it, and\n"
             "                        changes the learning-rate schedule from there on)\n"
@@ -96,7 +98,7 @@ enum {
     O_MODEL = 256, O_WIDTH, O_DROPOUT, O_DATA, O_VAL, O_LIMIT, O_AUGMENT, O_EPOCHS, O_BATCH, O_OPTIM, O_LR,
     O_SCHED, O_WARMUP, O_MOMENTUM, O_NONESTEROV, O_WD, O_LS, O_GCLIP, O_SEED, O_THREADS, O_BITS, O_FLBITS,
     O_CLIP, O_GRAD, O_WGRAN, O_CALIB, O_INIT, O_OUT, O_LOG, O_RESUME, O_STOP, O_TASK, O_DIM, O_HEADS, O_LAYERS,
-    O_MLP, O_LANGS, O_WPL, O_MAXLEN
+    O_MLP, O_LANGS, O_WPL, O_MAXLEN, O_QEVERY
 };
 
 static const struct option LONGOPTS[] = {
@@ -119,7 +121,7 @@ static const struct option LONGOPTS[] = {
     {"dim", required_argument, 0, O_DIM},           {"heads", required_argument, 0, O_HEADS},
     {"layers", required_argument, 0, O_LAYERS},     {"mlp", required_argument, 0, O_MLP},
     {"langs", required_argument, 0, O_LANGS},       {"words-per-lang", required_argument, 0, O_WPL},
-    {"max-len", required_argument, 0, O_MAXLEN},
+    {"max-len", required_argument, 0, O_MAXLEN},   {"log-quant-every", required_argument, 0, O_QEVERY},
     {"quiet", no_argument, 0, 'q'},                 {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -140,7 +142,7 @@ static int set_str(char *dst, size_t cap, const char *src, const char *opt) {
 typedef struct {
     run_config cfg;
     char out[4096], log[4096], resume[4096];
-    int threads, quiet, stop_after;
+    int threads, quiet, stop_after, quant_every;
     unsigned char given[64];   /* option ids given on the command line */
 } train_args;
 
@@ -210,6 +212,9 @@ static int parse_args(int argc, char **argv, train_args *a) {
         case O_FLBITS:
             if (!cli_parse_int(optarg, 1, 64, &v)) { cli_errorf("--first-last-bits '%s': expected 2..16", optarg); return EXIT_USAGE; }
             c->first_last_bits = (int)v; break;
+        case O_QEVERY:
+            if (!cli_parse_int(optarg, 1, 1000000000, &v)) { cli_errorf("--log-quant-every '%s': expected >= 1", optarg); return EXIT_USAGE; }
+            a->quant_every = (int)v; break;
         case O_STOP:
             if (!cli_parse_int(optarg, 1, 100000, &v)) { cli_errorf("--stop-after '%s': expected >= 1", optarg); return EXIT_USAGE; }
             a->stop_after = (int)v; break;
@@ -361,7 +366,7 @@ int cli_train(int argc, char **argv) {
 
     if (a.resume[0]) {
         /* everything but these comes from the checkpoint */
-        static const int may_change[] = {O_EPOCHS, O_OUT, O_LOG, O_THREADS, O_DATA, O_RESUME, O_STOP};
+        static const int may_change[] = {O_EPOCHS, O_OUT, O_LOG, O_THREADS, O_DATA, O_RESUME, O_STOP, O_QEVERY};
         for (int i = 0; i < 64; i++) {
             if (!a.given[i]) continue;
             int ok = 0;
@@ -579,6 +584,11 @@ int cli_train(int argc, char **argv) {
                 cJSON_AddNumberToObject(o, "accuracy", res.labelled ? (double)res.correct / (double)res.labelled : 0.0);
                 cJSON_AddNumberToObject(o, "lr", res.lr);
                 cJSON_AddNumberToObject(o, "grad_norm", res.grad_norm);
+                if (a.quant_every && octav_model_quantized(m) && (step + 1) % a.quant_every == 0) {
+                    cJSON *qj = run_quant_json(m);
+                    if (!qj) { cli_errorf("out of memory"); cJSON_Delete(o); goto done; }
+                    cJSON_AddItemToObject(o, "quantizers", qj);
+                }
                 if (!log_line(log, o)) { cli_errorf("--log %s: write failed", a.log); goto done; }
             }
         }
