@@ -69,11 +69,13 @@ octav_status octav_model_create(int c, int h, int w, octav_model **out) {
 static void free_activations(octav_model *m) {
     for (int i = 0; i < m->nnodes; i++) {
         node *n = &m->nodes[i];
-        octav_free(n->y); octav_free(n->dy); octav_free(n->argmax); octav_free(n->mask);
+        octav_free(n->y); octav_free(n->argmax); octav_free(n->mask);
         octav_free(n->aux); octav_free(n->ids);
         n->y = n->dy = n->aux = NULL; n->argmax = n->ids = NULL; n->mask = NULL;
     }
     octav_free(m->scratch); octav_free(m->probs); octav_free(m->eval_labels);
+    for (int i = 0; i < m->ngpool; i++) octav_free(m->gpool[i]);
+    m->ngpool = 0;
     for (int i = 0; i < m->nquant; i++)   /* inputs pointed into the freed buffers */
         if (!m->quant[i].is_weight) m->quant[i].last_x = NULL;
     m->scratch = m->probs = NULL;
@@ -406,7 +408,7 @@ size_t octav_model_memory(const octav_model *m) {
     int64_t maxsize = 0;
     for (int i = 0; i < m->nnodes; i++) {
         const node *n = &m->nodes[i];
-        b += (size_t)(m->cap * n->size) * 2 * sizeof(float);
+        b += (size_t)(m->cap * n->size) * sizeof(float);
         if (n->argmax) b += (size_t)(m->cap * n->size) * sizeof(int32_t);
         if (n->mask) b += (size_t)(m->cap * n->size);
         if (n->aux) b += (size_t)(m->cap * seq_aux_per_sample(m, n)) * sizeof(float);
@@ -414,6 +416,7 @@ size_t octav_model_memory(const octav_model *m) {
         if (n->size > maxsize) maxsize = n->size;
     }
     b += (size_t)(m->cap * maxsize) * sizeof(float);
+    for (int i = 0; i < m->ngpool; i++) b += (size_t)m->gpool_size[i] * sizeof(float);
     for (int i = 0; i < m->nquant; i++) b += (size_t)m->quant[i].buf_cap * sizeof(float);
     return b;
 }
@@ -481,6 +484,57 @@ octav_status octav_model_init(octav_model *m, uint64_t seed) {
 }
 
 /* ---- activations ---------------------------------------------------------- */
+/* Gradient buffers. Backward visits nodes from the last to the first; node
+ * i's gradient dy is live from the backward of its last consumer (the
+ * largest id reading it; the loss for the last node) down to its own
+ * backward, i.e. over ids [i, start_i]. Nodes whose intervals are disjoint
+ * share one buffer (greedy interval colouring in order of decreasing start,
+ * the best-fitting free buffer first), so a chain needs two or three
+ * buffers whatever its depth; residual branches keep theirs longer. */
+static octav_status plan_grads(octav_model *m, int64_t n) {
+    const int N = m->nnodes;
+    int start[MODEL_MAX_NODES], order[MODEL_MAX_NODES], min_end[MODEL_MAX_NODES], nb = 0;
+    for (int i = 0; i < N; i++) start[i] = i;
+    start[N - 1] = N;   /* written by the loss before any backward */
+    for (int i = 1; i < N; i++)
+        for (int k = 0; k < 2; k++) {
+            int j = m->nodes[i].in[k];
+            if (j >= 1 && i > start[j]) start[j] = i;
+        }
+    int cnt = 0;
+    for (int i = N - 1; i >= 1; i--) order[cnt++] = i;
+    for (int a = 1; a < cnt; a++)   /* insertion sort by start, decreasing (ties: larger id first) */
+        for (int b = a; b > 0 && start[order[b]] > start[order[b - 1]]; b--) {
+            int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
+        }
+    int owner[MODEL_MAX_NODES];
+    for (int q = 0; q < cnt; q++) {
+        const int i = order[q];
+        const int64_t need = n * m->nodes[i].size;
+        int best = -1;
+        for (int b = 0; b < nb; b++) {
+            if (!(start[i] < min_end[b])) continue;   /* an occupant still live */
+            if (best < 0) { best = b; continue; }
+            int fits = m->gpool_size[b] >= need, bfits = m->gpool_size[best] >= need;
+            if ((fits && (!bfits || m->gpool_size[b] < m->gpool_size[best])) ||
+                (!fits && !bfits && m->gpool_size[b] > m->gpool_size[best]))
+                best = b;
+        }
+        if (best < 0) { best = nb++; m->gpool_size[best] = 0; min_end[best] = N + 1; }
+        if (m->gpool_size[best] < need) m->gpool_size[best] = need;
+        if (i < min_end[best]) min_end[best] = i;
+        owner[i] = best;
+    }
+    for (int b = 0; b < nb; b++) {
+        m->gpool[b] = octav_malloc((size_t)(m->gpool_size[b] ? m->gpool_size[b] : 1) * sizeof(float));
+        m->ngpool = b + 1;
+        if (!m->gpool[b]) return octav_set_error(OCTAV_ENOMEM, "model: out of memory for gradients");
+    }
+    m->nodes[0].dy = NULL;
+    for (int i = 1; i < N; i++) m->nodes[i].dy = m->gpool[owner[i]];
+    return OCTAV_OK;
+}
+
 static octav_status ensure_batch(octav_model *m, int64_t n) {
     if (n <= m->cap) return OCTAV_OK;
     free_activations(m);
@@ -490,8 +544,7 @@ static octav_status ensure_batch(octav_model *m, int64_t n) {
         size_t cnt = (size_t)(n * nd->size);
         if (nd->size > maxsize) maxsize = nd->size;
         nd->y = octav_malloc(cnt * sizeof(float));
-        nd->dy = i ? octav_malloc(cnt * sizeof(float)) : NULL;
-        if (!nd->y || (i && !nd->dy)) goto oom;
+        if (!nd->y) goto oom;
         if (nd->op == OCTAV_OP_MAXPOOL && !(nd->argmax = octav_malloc(cnt * sizeof(int32_t)))) goto oom;
         if (nd->op == OCTAV_OP_DROPOUT && !(nd->mask = octav_malloc(cnt))) goto oom;
         int64_t aux = seq_aux_per_sample(m, nd);
@@ -502,7 +555,7 @@ static octav_status ensure_batch(octav_model *m, int64_t n) {
     m->scratch = octav_malloc((size_t)(n * maxsize) * sizeof(float));
     m->probs = octav_malloc((size_t)(n * m->positions * m->nclasses) * sizeof(float));
     m->eval_labels = octav_malloc((size_t)(n * m->positions) * sizeof(int32_t));
-    if (!m->scratch || !m->probs || !m->eval_labels) goto oom;
+    if (!m->scratch || !m->probs || !m->eval_labels || plan_grads(m, n)) goto oom;
     m->cap = n;
     return OCTAV_OK;
 oom:

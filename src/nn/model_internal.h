@@ -99,6 +99,10 @@ struct octav_model {
     /* activations */
     int64_t cap;           /* batch capacity of the activation buffers        */
     float *scratch;        /* [cap * max size] for gradient accumulation      */
+    float *gpool[MODEL_MAX_NODES];   /* gradient buffers shared by nodes whose
+                                        gradients are never live together */
+    int64_t gpool_size[MODEL_MAX_NODES];   /* floats                       */
+    int ngpool;
     float *probs;          /* [cap, nclasses]                                 */
     int32_t *eval_labels;
     /* quantization */
