@@ -8,8 +8,9 @@
  * writes its input's gradient buffer, later ones write a scratch buffer
  * that is added in. Quantization of conv/linear inputs and weights is in
  * qat.c; this file calls it around the conv and linear kernels.
- * Left out here: activation memory reuse between nodes (every node keeps
- * its output and gradient for the batch), and in-place ops. */
+ * Gradient buffers are shared between nodes whose gradients are never live
+ * at the same time (plan_grads). Left out here: reuse of forward outputs
+ * (every node keeps its output for the backward), and in-place ops. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
