@@ -19,7 +19,8 @@ else
 fi
 mkdir -p "$dir" "$(dirname "$db")"
 touch "$db"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# the commit of the binary: BUILD_DIR/COMMIT when a frozen copy runs the study
+commit=$(cat "$build/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # run NAME ARGS...: skipped when NAME is already in the results file
 run() {

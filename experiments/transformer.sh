@@ -25,7 +25,8 @@ else
 fi
 mkdir -p "$dir" "$(dirname "$db")"
 touch "$db"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# the commit of the binary: BUILD_DIR/COMMIT when a frozen copy runs the study
+commit=$(cat "$build/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export OMP_WAIT_POLICY=PASSIVE
 
 # run NAME ARGS...: one `octav train`, skipped when NAME is already recorded
