@@ -11,7 +11,7 @@ ASAN    ?= build-asan
 PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build deps demo test test-fast test-sanitize bench results install fixtures clean
+.PHONY: all build deps demo demo-text test test-fast test-sanitize bench results install fixtures clean
 
 all: build
 
@@ -24,6 +24,9 @@ build: deps
 
 demo: build
 	@scripts/demo.sh $(BUILD)/octav
+
+demo-text: build
+	@scripts/demo_text.sh $(BUILD)/octav
 
 test-fast: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
