@@ -52,7 +52,9 @@ pre="$dir/tf_mlm.safetensors"
 run tf_float $data --init "$pre" --epochs $ep_ft --lr 1e-3
 flt="$dir/tf_float.safetensors"
 [ -f "$flt" ] || { echo "no fine-tuned checkpoint; stopping" >&2; exit 1; }
-# 3. QAT retraining from the float fine-tuned model (1 epoch, lr 1e-4)
+# 3. QAT retraining from the float fine-tuned model (1 epoch, lr 1e-4), and
+#    the float control: the same extra epoch without quantization
+run tf_float_retrain $data --init "$flt" --epochs 1
 for b in 8 6 4; do
   for c in octav static-octav max percentile mse-sweep; do
     run "tf_w${b}_${c}_retrain" $data --init "$flt" --bits "$b" --clip "$c" --epochs 1

@@ -53,11 +53,14 @@ def main():
                    f"{f['images_per_second']:.0f} | {f['wall_seconds']:.0f} |")
     out += ["", f"Model: {params} parameters (width 64, 4 heads, 2 blocks, MLP 256, 24 tokens)." if params else "", ""]
     base = acc(flt)
+    ctl = runs.get("tf_float_retrain")
     out += ["### QAT retraining from the float fine-tuned model (1 epoch, AdamW lr 1e-4)", "",
             "Every linear layer's weight (one scale per output feature) and input, and both operands of both "
             "attention matmuls (Q, K and the probabilities, V), one scale per tensor; every layer at the given "
             "bits; MAD weight / PWL activation gradients. Test accuracy %, and the change from float "
-            f"({base:.2f}%) in points:", "",
+            f"({base:.2f}%) in points" + (f"; the float control, the same extra epoch without quantization "
+                                            f"(`{ctl['command']}`), reaches {acc(ctl):.2f}% ({acc(ctl) - base:+.2f})"
+                                            if ctl else "") + ":", "",
             "| clipping | " + " | ".join(f"{b} bits" for b in BITS) + " |", "|---|" + "---:|" * len(BITS)]
     grid = {}
     for m in METHODS:
