@@ -230,7 +230,8 @@ void octav_xent_backward(const float *probs, const int32_t *labels,
 /* ---- optimizers (one parameter tensor of n elements per call) -----------------
  * SGD as torch.optim.SGD: g' = g + wd p; buf = momentum buf + g' (buf = g'
  * at t == 1, the first step); update = nesterov ? g' + momentum buf : buf;
- * p -= lr * update. momentum 0 uses no buffer (buf may be NULL).
+ * p -= lr * update. momentum 0 uses no buffer (buf may be NULL); momentum
+ * != 0 needs buf (asserted in debug builds).
  * AdamW as torch.optim.AdamW: p -= lr wd p; m = b1 m + (1-b1) g;
  * v = b2 v + (1-b2) g^2; p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
  * t counts from 1. */

@@ -18,6 +18,8 @@
  * caller keeps one buffer set per tensor). */
 #include "octav/nn.h"
 
+#include <assert.h>
+
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -101,6 +103,7 @@ OPT_CLONES static void sgd_run(float *restrict p, const float *restrict g, float
 void octav_sgd_step(float *p, const float *g, float *buf, int64_t n, float lr,
                     float momentum, float weight_decay, int nesterov, int64_t t) {
     if (n <= 0) return;
+    assert(momentum == 0.0f || buf);   /* the contract (nn.h); NDEBUG: plain SGD */
     const int use_mom = momentum != 0.0f && buf, first = t <= 1;
     const int64_t nc = nchunks_of(n);
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (n >= OPT_PAR_MIN)
