@@ -170,6 +170,28 @@ static void test_train_resume_qat_eval(void) {
     CHECK_EQ_INT(run(args, &o, &e), 0);
     CHECK(strstr(o, "quantized") && strstr(o, "SQNR"));
     free(o); free(e);
+    /* --dump: each linear layer's weight and float input, for octav clip */
+    snprintf(args, sizeof args, "eval --threads 1 --batch 40 --dump %s/dump.safetensors %s/q.safetensors", tmpdir,
+             tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    free(o); free(e);
+    snprintf(a, sizeof a, "%s/dump.safetensors", tmpdir);
+    octav_safetensors d;
+    CHECK_EQ_INT(octav_safetensors_read(a, &d), OCTAV_OK);
+    if (d.tensors) {
+        CHECK_EQ_INT(d.ntensors, 6);   /* 3 linear layers x (weight, input) */
+        const octav_tensor *in0 = octav_safetensors_find(&d, "fc1.input");
+        CHECK(in0 && in0->shape.dim[0] == 40 && octav_shape_numel(&in0->shape) == 40 * 144);
+        const char *u = NULL;
+        for (int i = 0; i < d.nmeta; i++)
+            if (strcmp(d.meta[i].key, "octav.unsigned") == 0) u = d.meta[i].value;
+        CHECK_MSG(u && strstr(u, "fc2.input") && !strstr(u, "fc1.input"), "octav.unsigned '%s'", u ? u : "(none)");
+        octav_safetensors_free(&d);
+    }
+    snprintf(args, sizeof args, "clip --json --threads 1 %s/dump.safetensors:fc2.input --unsigned", tmpdir);
+    CHECK_EQ_INT(run(args, &o, &e), 0);
+    CHECK(strstr(o, "\"octav\"") != NULL);
+    free(o); free(e);
     /* a checkpoint that is not one of octav's */
     snprintf(args, sizeof args, "eval %s/../../..%s", tmpdir, "/dev/null");
     CHECK_EQ_INT(run(args, &o, &e), 1);
