@@ -24,7 +24,8 @@ gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_qat.gp
 # calibration quality of every method on octav-trained float models
 # (the checkpoints of the runs above; models without one are left out)
 /usr/bin/python3 experiments/calib.py "$build" docs/RESULTS.md cnn=results/qat/cnn_float_s1.safetensors \
-    resnet20=results/qat/resnet20_float_s1.safetensors mobilenetv2=results/qat/mobilenetv2_float_s1.safetensors
+    resnet20=results/qat/resnet20_float_s1.safetensors mobilenetv2=results/qat/mobilenetv2_float_s1.safetensors \
+    transformer=results/transformer/tf_float.safetensors
 # the transformer study (issue 6): pretraining, fine-tuning, QAT grid
 experiments/transformer.sh "$build"
 if [ "${QUICK:-0}" = 1 ]; then tdb=results/transformer-quick/transformer.jsonl; else tdb=experiments/results/transformer.jsonl; fi
