@@ -124,13 +124,16 @@ def main():
                   f"{sel[0]['final']['epochs']} epochs of retraining.", "",
                   "| clipping | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
         for m in methods:
-            cells = []
-            for b in bits:
-                rr = [r for r in sel if r["final"]["bits"] == b and r["final"]["clip"] == m]
+            cells, label = [], m
+            for b in bits:   # "percentile" matches "percentile-99.99" (the clip name carries P)
+                rr = [r for r in sel if r["final"]["bits"] == b
+                      and (r["final"]["clip"] == m or r["final"]["clip"].startswith(m + "-"))]
                 a_ = rr[0]["final"]["test_accuracy"] if rr else None
                 cells.append(f"{fmt_pct(a_)} ({100 * (a_ - fa):+.2f})" if rr else "")
+                if rr:
+                    label = rr[0]["final"]["clip"]
             if any(cells):
-                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
 
     # gradient estimators: accuracy and the gradient norm (STE's growth)
