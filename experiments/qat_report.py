@@ -59,7 +59,7 @@ def main():
         lines.append("No QAT run has finished yet (`experiments/qat.sh`).")
         replace_section(doc, "qat", lines)
         return
-    lines += ["### cnn on Fashion-MNIST (test set, 10,000 images)", "",
+    lines += ["### Every run (Fashion-MNIST test set, 10,000 images)", "",
               "| run | mode | bits | clipping | gradients | epochs | test acc % | vs float (points) | train img/s | wall s | commit |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = sorted(runs.values(), key=lambda r: (r["final"]["model"], -r["final"]["bits"], mode_of(r), r["run"]))
