@@ -53,7 +53,8 @@ def main():
     db, doc, tsv = sys.argv[1:4]
     runs = load(db)
     os.makedirs(tsv, exist_ok=True)
-    floats = {seed_of(r): r for r in runs.values() if r["final"]["clip"] == "float"}
+    floats_all = {(r["final"]["model"], seed_of(r)): r for r in runs.values() if r["final"]["clip"] == "float"}
+    floats = {seed: r for (model, seed), r in floats_all.items() if model == "cnn"}   # the targets are cnn's
     lines = []
     if not runs:
         lines.append("No QAT run has finished yet (`experiments/qat.sh`).")
@@ -65,7 +66,7 @@ def main():
     order = sorted(runs.values(), key=lambda r: (r["final"]["model"], -r["final"]["bits"], mode_of(r), r["run"]))
     for r in order:
         f = r["final"]
-        fl = floats.get(seed_of(r))
+        fl = floats_all.get((f["model"], seed_of(r)))
         delta = "" if f["clip"] == "float" or fl is None else f"{100 * (f['test_accuracy'] - fl['final']['test_accuracy']):+.2f}"
         bits = "float" if f["bits"] >= 32 else str(f["bits"])
         lines.append(f"| `{r['run']}` | {mode_of(r) if f['clip'] != 'float' else 'scratch'} | {bits} | {f['clip']} | "
@@ -87,7 +88,8 @@ def main():
                       f"({'meets' if fa >= 0.92 else 'misses'} the >= 92% target).")
         for r in runs.values():
             f = r["final"]
-            if seed_of(r) != seed or f["bits"] != 4 or f["clip"] != "octav" or f["grad"] != "mad-pwl":
+            if (seed_of(r) != seed or f["model"] != "cnn" or f["bits"] != 4 or f["clip"] != "octav"
+                    or f["grad"] != "mad-pwl" or "_traj" in r["run"]):
                 continue
             d = 100 * (f["test_accuracy"] - fa)
             tgt = 0.3 if mode_of(r) == "retrain" else 0.5
@@ -95,7 +97,8 @@ def main():
                           f"({d:+.2f} points; target within {tgt}: {'met' if d >= -tgt else 'missed'}).")
     for b in (3, 2):
         for seed in sorted(floats):
-            sel = [r for r in runs.values() if r["final"]["bits"] == b and seed_of(r) == seed and mode_of(r) == "retrain"]
+            sel = [r for r in runs.values() if r["final"]["bits"] == b and seed_of(r) == seed and mode_of(r) == "retrain"
+                   and r["final"]["model"] == "cnn"]
             oc = [r for r in sel if r["final"]["clip"] == "octav" and r["final"]["grad"] == "mad-pwl"]
             mx = [r for r in sel if r["final"]["clip"] == "max" and r["final"]["grad"] == "mad-pwl"]
             if oc and mx:
