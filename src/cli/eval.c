@@ -132,16 +132,9 @@ int cli_eval(int argc, char **argv) {
         goto done;
     }
     if (!run_is_langid(&c)) octav_dataset_normalize(&test, mean, sd);
-    if (strcmp(c.task, "mlm") == 0) {
-        int64_t cnt = test.n * c.max_len;
-        int32_t *tmp = malloc((size_t)cnt * sizeof(int32_t));
-        int64_t *ids = malloc((size_t)test.n * sizeof(int64_t));
-        pos_labels = malloc((size_t)cnt * sizeof(int32_t));
-        if (!tmp || !ids || !pos_labels) { free(tmp); free(ids); cli_errorf("out of memory"); goto done; }
-        for (int64_t i = 0; i < test.n; i++) ids[i] = i;
-        run_mlm_mask(&c, test.images, pos_labels, ids, test.n, 0x7e57u, tmp);   /* as `octav train` */
-        free(tmp);
-        free(ids);
+    if (strcmp(c.task, "mlm") == 0 && !(pos_labels = run_mlm_mask_set(&c, &test, RUN_MLM_TEST_SEED))) {
+        cli_errorf("out of memory");
+        goto done;
     }
     const int32_t *labels = pos_labels ? pos_labels : test.labels;
     run_config cf = c;

@@ -237,6 +237,22 @@ void run_mlm_mask(const run_config *c, float *xb, int32_t *labels, const int64_t
     for (int64_t i = 0; i < cnt; i++) xb[i] = (float)tmp[i];
 }
 
+int32_t *run_mlm_mask_set(const run_config *c, octav_dataset *ds, uint64_t seed) {
+    int64_t cnt = ds->n * c->max_len;
+    int32_t *lab = malloc((size_t)(cnt ? cnt : 1) * sizeof(int32_t)), *tmp = malloc((size_t)(cnt ? cnt : 1) * sizeof(int32_t));
+    int64_t *ids = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int64_t));
+    if (lab && tmp && ids) {
+        for (int64_t i = 0; i < ds->n; i++) ids[i] = i;
+        run_mlm_mask(c, ds->images, lab, ids, ds->n, seed, tmp);
+    } else {
+        free(lab);
+        lab = NULL;
+    }
+    free(tmp);
+    free(ids);
+    return lab;
+}
+
 /* "cifar10:DIR" reads the CIFAR-10 binary batches of DIR, "langid[:DIR]"
  * the word lists; anything else is an MNIST-layout IDX directory. */
 int run_load_data(run_config *c, octav_dataset *train, octav_dataset *val, octav_dataset *test) {

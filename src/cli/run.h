@@ -66,6 +66,13 @@ const char *run_zoo_name(const run_config *c);
  * masks (octav_langid_mask). */
 void run_mlm_mask(const run_config *c, float *xb, int32_t *labels, const int64_t *ids, int64_t n, uint64_t seed,
                   int32_t *tmp);
+/* Masks a whole evaluation set once (sample index as id) in place and
+ * returns its per-position labels (malloc'ed; NULL when out of memory).
+ * `octav train` and `octav eval` use the same seeds, so eval reproduces
+ * the run's masked-token accuracy. */
+#define RUN_MLM_VAL_SEED 0x7a1u
+#define RUN_MLM_TEST_SEED 0x7e57u
+int32_t *run_mlm_mask_set(const run_config *c, octav_dataset *ds, uint64_t seed);
 int run_build_model(const run_config *c, int ch, int h, int w, int nclasses, octav_model **out);
 double run_now(void);
 /* The model's quantizers as a JSON array (layer, tensor, bits, grid, groups,

@@ -292,24 +292,6 @@ static void data_free(data_t *d) {
     d->val_pos = d->test_pos = NULL;
 }
 
-/* mlm: masks a whole evaluation set once (fixed seed, sample index as id)
- * and returns its per-position labels. */
-static int32_t *mask_eval_set(const run_config *c, octav_dataset *ds, uint64_t seed) {
-    int64_t cnt = ds->n * c->max_len;
-    int32_t *lab = malloc((size_t)(cnt ? cnt : 1) * sizeof(int32_t)), *tmp = malloc((size_t)(cnt ? cnt : 1) * sizeof(int32_t));
-    int64_t *ids = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int64_t));
-    if (lab && tmp && ids) {
-        for (int64_t i = 0; i < ds->n; i++) ids[i] = i;
-        run_mlm_mask(c, ds->images, lab, ids, ds->n, seed, tmp);
-    } else {
-        free(lab);
-        lab = NULL;
-    }
-    free(tmp);
-    free(ids);
-    return lab;
-}
-
 /* Loads, splits and normalises; normalisation from `norm` (a checkpoint's)
  * when given, else from the training split. */
 static int prepare_data(run_config *c, const char *norm, data_t *d) {
@@ -321,8 +303,8 @@ static int prepare_data(run_config *c, const char *norm, data_t *d) {
         d->mean[0] = 0.0f;
         d->std[0] = 1.0f;
         if (strcmp(c->task, "mlm") == 0) {
-            d->val_pos = mask_eval_set(c, &d->val, 0x7a1u);
-            d->test_pos = mask_eval_set(c, &d->test, 0x7e57u);
+            d->val_pos = run_mlm_mask_set(c, &d->val, RUN_MLM_VAL_SEED);
+            d->test_pos = run_mlm_mask_set(c, &d->test, RUN_MLM_TEST_SEED);
             if (!d->val_pos || !d->test_pos) { cli_errorf("out of memory"); data_free(d); return 0; }
         }
         return 1;
