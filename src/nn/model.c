@@ -43,6 +43,17 @@ void model_fail(octav_model *m, octav_status st, const char *fmt, ...) {
     m->err = st;
 }
 
+/* A fresh node: no tensors, no quantizers, one row per sample. */
+static void node_init(node *n, octav_op op, int in0, int in1) {
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->in[0] = in0; n->in[1] = in1;
+    n->t_w = n->t_b = n->t_gamma = n->t_beta = n->t_rmean = n->t_rvar = -1;
+    n->q_w = n->q_a = -1;
+    for (int k = 0; k < 4; k++) n->q_att[k] = -1;
+    n->rows = 1;
+}
+
 octav_status octav_model_create(int c, int h, int w, octav_model **out) {
     if (!out) return octav_set_error(OCTAV_EINVAL, "model: NULL output");
     *out = NULL;
@@ -51,15 +62,10 @@ octav_status octav_model_create(int c, int h, int w, octav_model **out) {
     octav_model *m = octav_calloc(1, sizeof *m);
     if (!m) return octav_set_error(OCTAV_ENOMEM, "model: out of memory");
     node *n = &m->nodes[0];
-    n->op = OCTAV_OP_INPUT;
+    node_init(n, OCTAV_OP_INPUT, -1, -1);
     snprintf(n->name, sizeof n->name, "input");
-    n->in[0] = n->in[1] = -1;
     n->c = c; n->h = h; n->w = w;
     n->size = (int64_t)c * h * w;
-    n->t_w = n->t_b = n->t_gamma = n->t_beta = n->t_rmean = n->t_rvar = -1;
-    n->q_w = n->q_a = -1;
-    for (int k = 0; k < 4; k++) n->q_att[k] = -1;
-    n->rows = 1;
     m->nnodes = 1;
     m->qat = octav_qat_default();
     m->qat.bits = 0;
@@ -139,13 +145,7 @@ node *model_new_node(octav_model *m, octav_op op, const char *name, int in0, int
     }
     int id = m->nnodes;
     node *n = &m->nodes[id];
-    memset(n, 0, sizeof *n);
-    n->op = op;
-    n->in[0] = in0; n->in[1] = in1;
-    n->t_w = n->t_b = n->t_gamma = n->t_beta = n->t_rmean = n->t_rvar = -1;
-    n->q_w = n->q_a = -1;
-    for (int k = 0; k < 4; k++) n->q_att[k] = -1;
-    n->rows = 1;
+    node_init(n, op, in0, in1);
     if (name && *name) {
         if (strlen(name) >= NODE_NAME_MAX) {
             model_fail(m, OCTAV_EINVAL, "model: node name '%s' longer than %d", name, NODE_NAME_MAX - 1);
@@ -166,7 +166,7 @@ node *model_new_node(octav_model *m, octav_op op, const char *name, int in0, int
     return n;
 }
 
-static int node_id(const octav_model *m, const node *n) { return (int)(n - m->nodes); }
+int model_node_id(const octav_model *m, const node *n) { return (int)(n - m->nodes); }
 
 int model_add_param(octav_model *m, node *n, const char *suffix, int ndim, const int64_t *dims,
                      int trainable, int decay, int pool) {
@@ -198,23 +198,35 @@ int octav_add_conv2d(octav_model *m, const char *name, int in, int c_out, int k,
     int64_t wd[4] = {c_out, c_in / groups, k, k}, bd[1] = {c_out};
     n->t_w = model_add_param(m, n, "weight", 4, wd, 1, 1, 0);
     if (bias) n->t_b = model_add_param(m, n, "bias", 1, bd, 1, 0, 0);
-    return m->err ? -1 : node_id(m, n);
+    return m->err ? -1 : model_node_id(m, n);
 }
 
-int octav_add_linear(octav_model *m, const char *name, int in, int out, int bias) {
+/* A linear node: over the flattened sample (dense == 0), or over the last
+ * axis of every position of a (c, h, w) sample (dense: rows = c h). */
+static int add_linear(octav_model *m, const char *name, int in, int out, int bias, int dense) {
     node *n = model_new_node(m, OCTAV_OP_LINEAR, name, in, -1);
     if (!n) return -1;
     if (out < 1) {
-        model_fail(m, OCTAV_EINVAL, "model: linear '%s': %d outputs", n->name, out);
+        model_fail(m, OCTAV_EINVAL, "model: %s '%s': %d outputs", dense ? "dense" : "linear", n->name, out);
         return -1;
     }
-    int64_t fin = n->size;
+    int64_t fin = dense ? n->w : n->size;
+    n->rows = dense ? (int64_t)n->c * n->h : 1;
     n->out = out; n->bias = bias;
-    n->c = out; n->h = n->w = 1; n->size = out;
+    if (dense) { n->w = out; }
+    else { n->c = out; n->h = n->w = 1; }
+    n->size = n->rows * out;
     int64_t wd[2] = {out, fin}, bd[1] = {out};
     n->t_w = model_add_param(m, n, "weight", 2, wd, 1, 1, 0);
     if (bias) n->t_b = model_add_param(m, n, "bias", 1, bd, 1, 0, 0);
-    return m->err ? -1 : node_id(m, n);
+    return m->err ? -1 : model_node_id(m, n);
+}
+
+int octav_add_linear(octav_model *m, const char *name, int in, int out, int bias) {
+    return add_linear(m, name, in, out, bias, 0);
+}
+int octav_add_dense(octav_model *m, const char *name, int in, int out, int bias) {
+    return add_linear(m, name, in, out, bias, 1);
 }
 
 int octav_add_batchnorm(octav_model *m, const char *name, int in) {
@@ -225,14 +237,14 @@ int octav_add_batchnorm(octav_model *m, const char *name, int in) {
     n->t_beta = model_add_param(m, n, "bias", 1, d, 1, 0, 0);
     n->t_rmean = model_add_param(m, n, "running_mean", 1, d, 0, 0, 1);
     n->t_rvar = model_add_param(m, n, "running_var", 1, d, 0, 0, 1);
-    return m->err ? -1 : node_id(m, n);
+    return m->err ? -1 : model_node_id(m, n);
 }
 
 static int add_simple(octav_model *m, octav_op op, int in, int nonneg) {
     node *n = model_new_node(m, op, NULL, in, -1);
     if (!n) return -1;
     n->nonneg = nonneg < 0 ? m->nodes[in].nonneg : nonneg;
-    return node_id(m, n);
+    return model_node_id(m, n);
 }
 
 int octav_add_relu(octav_model *m, int in) { return add_simple(m, OCTAV_OP_RELU, in, 1); }
@@ -276,7 +288,7 @@ static int add_pool(octav_model *m, octav_op op, int in, int k, int stride, int 
     n->h = (n->h + 2 * pad - k) / stride + 1;
     n->w = (n->w + 2 * pad - k) / stride + 1;
     n->size = (int64_t)n->c * n->h * n->w;
-    return node_id(m, n);
+    return model_node_id(m, n);
 }
 
 int octav_add_maxpool(octav_model *m, int in, int k, int stride, int pad) {
@@ -296,7 +308,7 @@ int octav_add_add(octav_model *m, int a, int b) {
         return -1;
     }
     n->nonneg = na->nonneg && nb->nonneg;
-    return node_id(m, n);
+    return model_node_id(m, n);
 }
 
 octav_status octav_model_finalize(octav_model *m) {

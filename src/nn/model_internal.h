@@ -136,6 +136,7 @@ octav_status seq_backward(octav_model *m, int i, int64_t n, float *dx);
 
 /* model.c */
 node *model_new_node(octav_model *m, octav_op op, const char *name, int in0, int in1);
+int model_node_id(const octav_model *m, const node *n);
 int model_add_param(octav_model *m, node *n, const char *suffix, int ndim, const int64_t *dims,
                     int trainable, int decay, int pool);
 int model_add_tensor(octav_model *m, const char *name, const octav_shape *shape,

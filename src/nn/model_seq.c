@@ -1,8 +1,8 @@
 /* model_seq.c -- the graph nodes of sequence models (model.h): token and
  * position embedding, layer normalisation, GELU, multi-head self-attention
  * with a padding mask, and the selection of one position ([CLS] pooling).
- * Dense layers (a linear over the last axis) are LINEAR nodes with rows > 1
- * and live in model.c with the other linear layers.
+ * Dense layers (a linear over the last axis) are LINEAR nodes with rows > 1,
+ * built and run in model.c with the other linear layers.
  *
  * A sequence is a per-sample shape (1, L, d) stored row-major. Attention
  * keeps q, k, v and the probabilities head-major ([H, L, dh], [H, L, L]) in
@@ -15,8 +15,6 @@
 #include <string.h>
 
 #include "nn/model_internal.h"
-
-static int id_of(const octav_model *m, const node *n) { return (int)(n - m->nodes); }
 
 /* ---- building ---------------------------------------------------------------- */
 int octav_add_embedding(octav_model *m, const char *name, int in, int vocab, int dim) {
@@ -33,24 +31,7 @@ int octav_add_embedding(octav_model *m, const char *name, int in, int vocab, int
     int64_t td[2] = {vocab, dim}, pd[2] = {L, dim};
     n->t_w = model_add_param(m, n, "token", 2, td, 1, 0, 0);
     n->t_b = model_add_param(m, n, "position", 2, pd, 1, 0, 0);
-    return m->err ? -1 : id_of(m, n);
-}
-
-int octav_add_dense(octav_model *m, const char *name, int in, int out, int bias) {
-    node *n = model_new_node(m, OCTAV_OP_LINEAR, name, in, -1);
-    if (!n) return -1;
-    if (out < 1) {
-        model_fail(m, OCTAV_EINVAL, "model: dense '%s': %d outputs", n->name, out);
-        return -1;
-    }
-    int64_t fin = n->w;
-    n->rows = (int64_t)n->c * n->h;
-    n->out = out; n->bias = bias;
-    n->w = out; n->size = n->rows * out;
-    int64_t wd[2] = {out, fin}, bd[1] = {out};
-    n->t_w = model_add_param(m, n, "weight", 2, wd, 1, 1, 0);
-    if (bias) n->t_b = model_add_param(m, n, "bias", 1, bd, 1, 0, 0);
-    return m->err ? -1 : id_of(m, n);
+    return m->err ? -1 : model_node_id(m, n);
 }
 
 int octav_add_layernorm(octav_model *m, const char *name, int in) {
@@ -59,12 +40,12 @@ int octav_add_layernorm(octav_model *m, const char *name, int in) {
     int64_t d[1] = {n->w};
     n->t_gamma = model_add_param(m, n, "weight", 1, d, 1, 0, 0);
     n->t_beta = model_add_param(m, n, "bias", 1, d, 1, 0, 0);
-    return m->err ? -1 : id_of(m, n);
+    return m->err ? -1 : model_node_id(m, n);
 }
 
 int octav_add_gelu(octav_model *m, int in) {
     node *n = model_new_node(m, OCTAV_OP_GELU, NULL, in, -1);
-    return n ? id_of(m, n) : -1;
+    return n ? model_node_id(m, n) : -1;
 }
 
 int octav_add_attention(octav_model *m, const char *name, int qkv, int tokens, int heads) {
@@ -87,7 +68,7 @@ int octav_add_attention(octav_model *m, const char *name, int qkv, int tokens, i
     n->groups = heads;
     n->w = d3 / 3;
     n->size = (int64_t)L * n->w;
-    return id_of(m, n);
+    return model_node_id(m, n);
 }
 
 int octav_add_token(octav_model *m, int in, int pos) {
@@ -99,7 +80,7 @@ int octav_add_token(octav_model *m, int in, int pos) {
     }
     n->k = pos;
     n->c = n->w; n->h = n->w = 1; n->size = n->c;
-    return id_of(m, n);
+    return model_node_id(m, n);
 }
 
 /* ---- attention work buffer -------------------------------------------------------
