@@ -6,6 +6,9 @@
 # (committed), so that finished runs are skipped and the study can be built
 # up over several sittings.
 #   experiments/qat.sh [BUILD_DIR] [NAME_PATTERN]
+# THREADS=N passes --threads N to every run (default: all cores). While the
+# file results/.pause exists no new run starts (a benchmark can then have the
+# machine to itself without distorting the runs' wall times).
 # QUICK=1 runs a small version (2000 images, 1 epoch) into
 # results/qat-quick/ without touching the committed results.
 set -eu
@@ -27,6 +30,8 @@ run() {
   name=$1; shift
   case "$name" in *"$pattern"*) ;; *) return 0 ;; esac
   if grep -q "\"run\":\"$name\"" "$db"; then echo "skip $name (done)" >&2; return 0; fi
+  while [ -f results/.pause ]; do sleep 5; done
+  if [ -n "${THREADS:-}" ]; then set -- "$@" --threads "$THREADS"; fi
   if [ "$quick" = 1 ]; then set -- "$@" --epochs 1; fi
   echo "== $name: octav train $* $extra" >&2
   log="$dir/$name.jsonl"
@@ -90,4 +95,17 @@ if [ -f "$f" ]; then
     done
   done
 fi
+# 6. three seeds for the 4- and 3-bit cells of the cnn grid: seeds 2 and 3
+#    train their own float model, then every clipping method is retrained
+#    from it (2 epochs), as for seed 1 in step 4
+for s in ${CELL_SEEDS:-2 3}; do
+  run "cnn_float_s$s" --model cnn --seed "$s"
+  f="$dir/cnn_float_s$s.safetensors"
+  [ -f "$f" ] || continue
+  for b in 4 3; do
+    for c in octav static-octav max percentile mse-sweep pact lsq; do
+      run "cnn_w${b}_${c}_madpwl_retrain_s$s" --model cnn --seed "$s" --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
+    done
+  done
+done
 echo "results: $db" >&2

@@ -49,6 +49,60 @@ def fmt_pct(x):
     return f"{100 * x:.2f}"
 
 
+def clip_matches(clip, m):
+    """ "percentile" matches "percentile-99.99" (the clip name carries P)."""
+    return clip == m or clip.startswith(m + "-")
+
+
+def seeds_table(runs, methods):
+    """The cnn 4- and 3-bit cells over seeds: each seed retrains from its own
+    float model; mean, sample standard deviation and range of the test
+    accuracy, and of the change from that seed's float model."""
+    fl = {seed_of(r): r["final"]["test_accuracy"] for r in runs.values()
+          if r["final"]["model"] == "cnn" and r["final"]["clip"] == "float"}
+    sel = [r for r in runs.values() if r["final"]["model"] == "cnn" and mode_of(r) == "retrain"
+           and r["final"]["grad"] == "mad-pwl" and r["final"]["bits"] in (4, 3) and "_traj" not in r["run"]
+           and seed_of(r) in fl]
+    seeds = sorted({seed_of(r) for r in sel})
+    if len(seeds) < 2:
+        return []
+
+    def stat(v):
+        n = len(v)
+        mu = sum(v) / n
+        sd = (sum((x - mu) ** 2 for x in v) / (n - 1)) ** 0.5 if n > 1 else float("nan")
+        return mu, sd, min(v), max(v)
+
+    fv = [fl[s] for s in seeds]
+    fmu, fsd, _, _ = stat(fv)
+    out = [f"### Clipping methods over seeds: cnn at 4 and 3 bits", "",
+           f"Each seed ({', '.join(seeds)}) trains its own float model and retrains every method from it "
+           f"(2 epochs, MAD weight / PWL input gradients). Float over these seeds: {100 * fmu:.2f} ± "
+           f"{100 * fsd:.2f}% ({', '.join(fmt_pct(x) for x in fv)}). Cells: mean ± sample standard deviation of "
+           "the test accuracy over the seeds that have the run (n), then the mean change from each seed's own "
+           "float model and the range of that change, in points.", "",
+           "| clipping | 4 bits: acc % | n | change (range) | 3 bits: acc % | n | change (range) |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for m in methods:
+        cells = []
+        for b in (4, 3):
+            rr = [r for r in sel if r["final"]["bits"] == b and clip_matches(r["final"]["clip"], m)]
+            if not rr:
+                cells += ["", "", ""]
+                continue
+            acc = [r["final"]["test_accuracy"] for r in rr]
+            dif = [100 * (r["final"]["test_accuracy"] - fl[seed_of(r)]) for r in rr]
+            mu, sd, _, _ = stat(acc)
+            dmu, _, dlo, dhi = stat(dif)
+            sd_s = f" ± {100 * sd:.2f}" if len(acc) > 1 else ""
+            cells += [f"{100 * mu:.2f}{sd_s}", str(len(acc)), f"{dmu:+.2f} ({dlo:+.2f}..{dhi:+.2f})"]
+        if any(cells):
+            lines_m = f"| {m} | " + " | ".join(cells) + " |"
+            out.append(lines_m)
+    out.append("")
+    return out
+
+
 def main():
     db, doc, tsv = sys.argv[1:4]
     runs = load(db)
@@ -128,9 +182,8 @@ def main():
                   "| clipping | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
         for m in methods:
             cells, label = [], m
-            for b in bits:   # "percentile" matches "percentile-99.99" (the clip name carries P)
-                rr = [r for r in sel if r["final"]["bits"] == b
-                      and (r["final"]["clip"] == m or r["final"]["clip"].startswith(m + "-"))]
+            for b in bits:
+                rr = [r for r in sel if r["final"]["bits"] == b and clip_matches(r["final"]["clip"], m)]
                 a_ = rr[0]["final"]["test_accuracy"] if rr else None
                 cells.append(f"{fmt_pct(a_)} ({100 * (a_ - fa):+.2f})" if rr else "")
                 if rr:
@@ -138,6 +191,8 @@ def main():
             if any(cells):
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+
+    lines += seeds_table(runs, methods)
 
     # gradient estimators: accuracy and the gradient norm (STE's growth)
     est = [r for r in runs.values() if mode_of(r) == "retrain" and r["final"]["clip"] == "octav"

@@ -35,8 +35,12 @@ __attribute__((target_clones("avx512f", "avx2", "default")))
 static float read_pass_piece(const float *x, int64_t n) {
     float acc[16] = {0};
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    for (; i + 16 <= n; i += 16) {
+        /* the solver's passes prefetch 1 KB ahead; so does the floor, which
+         * is a little faster for it on this machine */
+        __builtin_prefetch(x + i + 256, 0, 3);
         for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    }
     for (; i < n; i++) acc[0] += x[i];
     float s = 0;
     for (int j = 0; j < 16; j++) s += acc[j];

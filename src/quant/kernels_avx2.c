@@ -15,6 +15,11 @@ static inline __m256i lanes_below(int64_t r) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r < 8 ? r : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* Software prefetch 1 KB ahead, once per 64-byte line (see kernels_avx512.c). */
+static inline void prefetch_ahead(const float *x, int64_t i) {
+    if (!(i & 15)) _mm_prefetch((const char *)(x + i + 256), _MM_HINT_T0);
+}
+
 static inline __m256 load_part(const float *p, int64_t r) {
     return r >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_below(r));
 }
@@ -51,6 +56,7 @@ static void stats_avx2(const float *x, int64_t n, int is_unsigned, octav_stats *
     const __m256i absbits = _mm256_set1_epi32(0x7fffffff);
     int64_t nnz = 0;
     for (int64_t i = 0; i < n; i += 8) {
+        prefetch_ahead(x, i);
         __m256 v = load_part(x + i, n - i);
         bmax = _mm256_max_epu32(bmax, _mm256_and_si256(_mm256_castps_si256(v), absbits));
         __m256 m = mag8(v, is_unsigned);
@@ -78,6 +84,7 @@ static void above_avx2(const float *x, int64_t n, int is_unsigned, double t, dou
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t c = 0;
     for (int64_t i = 0; i < n; i += 8) {
+        prefetch_ahead(x, i);
         __m256 m = mag8(load_part(x + i, n - i), is_unsigned);
         __m256 k = gt_mask(m, tf, n - i);
         c += __builtin_popcount(_mm256_movemask_ps(k));
@@ -105,8 +112,10 @@ static int64_t above_compact_avx2(const float *x, int64_t n, int is_unsigned, do
     const __m256 tf = _mm256_set1_ps(float_floor_of(t)), cf = _mm256_set1_ps(float_floor_of(tc));
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t c = 0, k = 0;
-    for (int64_t i = 0; i < n; i += 8)
+    for (int64_t i = 0; i < n; i += 8) {
+        prefetch_ahead(x, i);
         above_compact8(mag8(load_part(x + i, n - i), is_unsigned), tf, cf, n - i, &s0, &s1, &c, out, &k);
+    }
     *sum = hsum_pd(s0, s1);
     *cnt = c;
     return k;
@@ -120,6 +129,7 @@ static int64_t first_avx2(const float *x, int64_t n, int is_unsigned, double t, 
     __m256i bmax = _mm256_setzero_si256();
     int64_t c = 0, k = 0, nnz = 0;
     for (int64_t i = 0; i < n; i += 8) {
+        prefetch_ahead(x, i);
         __m256 v = load_part(x + i, n - i);
         bmax = _mm256_max_epu32(bmax, _mm256_and_si256(_mm256_castps_si256(v), absbits));
         __m256 m = mag8(v, is_unsigned);
@@ -138,4 +148,51 @@ static int64_t first_avx2(const float *x, int64_t n, int is_unsigned, double t, 
     return k;
 }
 
-const octav_kernels octav_kernels_avx2 = {stats_avx2, above_avx2, above_compact_avx2, first_avx2, "avx2"};
+static inline __m256 andnot_ps(__m256 a, __m256 b) { return _mm256_andnot_ps(b, a); } /* a & ~b */
+
+static int64_t first_window_avx2(const float *x, int64_t n, int is_unsigned, const double th[5], octav_stats *st,
+                                 double msum[2], int64_t mcnt[2], float *out) {
+    __m256 t[5];
+    for (int j = 0; j < 5; j++) t[j] = _mm256_set1_ps(float_floor_of(th[j]));
+    const __m256i absbits = _mm256_set1_epi32(0x7fffffff);
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0, a0 = s0, a1 = s0, b0 = s0, b1 = s0;
+    __m256i bmax = _mm256_setzero_si256();
+    int64_t k = 0, nnz = 0, c0 = 0, c1 = 0;
+    for (int64_t i = 0; i < n; i += 8) {
+        prefetch_ahead(x, i);
+        const int64_t r = n - i;
+        __m256 v = load_part(x + i, r);
+        bmax = _mm256_max_epu32(bmax, _mm256_and_si256(_mm256_castps_si256(v), absbits));
+        __m256 m = mag8(v, is_unsigned);
+        nnz += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ)));
+        s0 = _mm256_add_pd(s0, lo_pd(m));
+        s1 = _mm256_add_pd(s1, hi_pd(m));
+        __m256 g0 = gt_mask(m, t[0], r), g1 = gt_mask(m, t[1], r), g2 = gt_mask(m, t[2], r);
+        __m256 g3 = gt_mask(m, t[3], r), g4 = gt_mask(m, t[4], r);
+        __m256 ka = andnot_ps(g1, g2), kb = andnot_ps(g3, g4);
+        __m256 kc = _mm256_or_ps(_mm256_or_ps(andnot_ps(g0, g1), andnot_ps(g2, g3)), g4);
+        c0 += __builtin_popcount(_mm256_movemask_ps(ka));
+        c1 += __builtin_popcount(_mm256_movemask_ps(kb));
+        __m256 sa = _mm256_and_ps(m, ka), sb = _mm256_and_ps(m, kb);
+        a0 = _mm256_add_pd(a0, lo_pd(sa));
+        a1 = _mm256_add_pd(a1, hi_pd(sa));
+        b0 = _mm256_add_pd(b0, lo_pd(sb));
+        b1 = _mm256_add_pd(b1, hi_pd(sb));
+        k += store_compressed(out + k, m, (unsigned)_mm256_movemask_ps(kc));
+    }
+    uint32_t bv[8], b = 0;
+    _mm256_storeu_si256((__m256i *)bv, bmax);
+    for (int j = 0; j < 8; j++) b = bv[j] > b ? bv[j] : b;
+    st->sum = hsum_pd(s0, s1);
+    st->maxv = 0.0f;
+    st->nnz = nnz;
+    st->nonfinite = b >= 0x7f800000u;
+    msum[0] = hsum_pd(a0, a1);
+    msum[1] = hsum_pd(b0, b1);
+    mcnt[0] = c0;
+    mcnt[1] = c1;
+    return k;
+}
+
+const octav_kernels octav_kernels_avx2 = {stats_avx2, above_avx2, above_compact_avx2, first_avx2, first_window_avx2,
+                                          "avx2"};
