@@ -110,14 +110,6 @@ typedef struct {
      * pass (a warm-started solve; st->sum and st->maxv are set to 0). */
     int64_t (*first)(const float *x, int64_t n, int is_unsigned, double t, double tc, octav_stats *st,
                      double *sum, int64_t *cnt, float *out);
-    /* The first pass of a cold solve with two windows. th[0..4] is
-     * non-decreasing: windows (th0, th1] and (th2, th3], the "mids"
-     * (th1, th2] and (th3, th4], the tail (th4, inf). st gets all of
-     * stats() (sum, nnz, nonfinite; maxv 0); msum/mcnt the sum and count of
-     * the magnitudes in each mid; out the magnitudes in a window or the tail,
-     * order kept; returns how many. */
-    int64_t (*first_window)(const float *x, int64_t n, int is_unsigned, const double th[5], octav_stats *st,
-                            double msum[2], int64_t mcnt[2], float *out);
     const char *name;
 } octav_kernels;
 

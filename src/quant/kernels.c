@@ -56,30 +56,8 @@ static int64_t first_scalar(const float *x, int64_t n, int is_unsigned, double t
     return above_compact_scalar(x, n, is_unsigned, t, tc, sum, cnt, out);
 }
 
-static int64_t first_window_scalar(const float *x, int64_t n, int is_unsigned, const double th[5],
-                                   octav_stats *st, double msum[2], int64_t mcnt[2], float *out) {
-    stats_scalar(x, n, is_unsigned, st);
-    float t[5];
-    for (int j = 0; j < 5; j++) t[j] = float_floor_of(th[j]);
-    double s0 = 0, s1 = 0;
-    int64_t c0 = 0, c1 = 0, k = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float m = mag_of(x[i], is_unsigned);
-        int g0 = m > t[0], g1 = m > t[1], g2 = m > t[2], g3 = m > t[3], g4 = m > t[4];
-        int a = g1 & !g2, b = g3 & !g4; /* in mid 0, mid 1 */
-        s0 += a ? m : 0.0f;
-        c0 += a;
-        s1 += b ? m : 0.0f;
-        c1 += b;
-        out[k] = m;
-        k += (g0 & !g1) | (g2 & !g3) | g4; /* in a window or the tail */
-    }
-    msum[0] = s0; msum[1] = s1; mcnt[0] = c0; mcnt[1] = c1;
-    return k;
-}
-
 const octav_kernels octav_kernels_scalar = {stats_scalar, above_scalar, above_compact_scalar, first_scalar,
-                                            first_window_scalar, "scalar"};
+                                            "scalar"};
 
 const octav_kernels *octav_kernels_by_name(const char *name) {
     if (!name) return NULL;

@@ -6,7 +6,6 @@
 #include "internal.h"
 
 #include <immintrin.h>
-#include <string.h>
 
 static inline __m512 mag16(__m512 v, int is_unsigned) {
     /* max(0, v) keeps a NaN (the second operand is returned on NaN) */
@@ -279,86 +278,5 @@ static int64_t first_avx512(const float *x, int64_t n, int is_unsigned, double t
     return first_body(x, n, is_unsigned, t, tc, st, sum, cnt, out, 0);
 }
 
-/* The windowed first pass. Accumulators (few enough to stay in registers):
- * all magnitudes in four double vectors and two count vectors (even and
- * odd 16-lane halves), each mid in two double vectors and one count vector. */
-static int64_t first_window_avx512(const float *x, int64_t n, int is_unsigned, const double th[5],
-                                   octav_stats *st, double msum[2], int64_t mcnt[2], float *out) {
-    if (n > KCHUNK) {
-        octav_stats a, b;
-        double ma[2], mb[2];
-        int64_t ca[2], cb[2];
-        int64_t k = first_window_avx512(x, KCHUNK, is_unsigned, th, &a, ma, ca, out);
-        k += first_window_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, th, &b, mb, cb, out + k);
-        st->sum = a.sum + b.sum; st->nnz = a.nnz + b.nnz;
-        st->maxv = 0.0f; st->nonfinite = a.nonfinite | b.nonfinite;
-        for (int j = 0; j < 2; j++) { msum[j] = ma[j] + mb[j]; mcnt[j] = ca[j] + cb[j]; }
-        return k;
-    }
-    /* Magnitudes are >= 0, so m > t compares as integers: the sign of
-     * bits(t) - bits(m). The masks are built from sign bits with integer
-     * ops and moved to mask registers with vpmovd2m, which keeps them off
-     * the port that float compares into masks would crowd. */
-    __m512i T[5];
-    for (int j = 0; j < 5; j++) {
-        float f = float_floor_of(th[j]);
-        int32_t b;
-        memcpy(&b, &f, sizeof b);
-        T[j] = _mm512_set1_epi32(b);
-    }
-    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, p0 = a0, p1 = a0, q0 = a0, q1 = a0;
-    __m512i n0 = _mm512_setzero_si512(), n1 = n0, cp = n0, cq = n0, bm = n0;
-    int64_t k = 0, i = 0;
-    for (; i < n; i += 16) {
-        const __mmask16 lm = load_mask(i, n);
-        prefetch_line(x + i);
-        const __m512 v = _mm512_maskz_loadu_ps(lm, x + i);
-        if (is_unsigned) bm = _mm512_max_epu32(bm, _mm512_and_si512(_mm512_castps_si512(v), absbits));
-        const __m512 m = mag16(v, is_unsigned);
-        const __m512i M = _mm512_castps_si512(m);
-        /* m > 0: the sign of -bits(m) (masked-off tail lanes are 0) */
-        const __mmask16 knz = _mm512_movepi32_mask(_mm512_sub_epi32(_mm512_setzero_si512(), M));
-        if ((i >> 4) & 1) {
-            n1 = _mm512_mask_sub_epi32(n1, knz, n1, minus1);
-            a2 = _mm512_add_pd(a2, lo8(m));
-            a3 = _mm512_add_pd(a3, hi8(m));
-        } else {
-            n0 = _mm512_mask_sub_epi32(n0, knz, n0, minus1);
-            a0 = _mm512_add_pd(a0, lo8(m));
-            a1 = _mm512_add_pd(a1, hi8(m));
-        }
-        const __m512i d0 = _mm512_sub_epi32(T[0], M), d1 = _mm512_sub_epi32(T[1], M);
-        const __m512i d2 = _mm512_sub_epi32(T[2], M), d3 = _mm512_sub_epi32(T[3], M);
-        const __m512i d4 = _mm512_sub_epi32(T[4], M);
-        /* copy: (d0 & ~d1) | (d2 & ~d3) | d4; mids: d1 & ~d2, d3 & ~d4 */
-        /* truth tables from A = 0xF0, B = 0xCC, C = 0xAA */
-        const __m512i w0 = _mm512_ternarylogic_epi32(d0, d1, d4, (0xF0 & ~0xCC) | 0xAA);   /* (a & ~b) | c */
-        const __m512i cpy = _mm512_ternarylogic_epi32(w0, d2, d3, 0xF0 | (0xCC & ~0xAA)); /* a | (b & ~c) */
-        const __mmask16 kc = _mm512_movepi32_mask(cpy);
-        const __mmask16 ka = _mm512_movepi32_mask(_mm512_andnot_si512(d2, d1));
-        const __mmask16 kb = _mm512_movepi32_mask(_mm512_andnot_si512(d4, d3));
-        const __m512 sa = _mm512_maskz_mov_ps(ka, m), sb = _mm512_maskz_mov_ps(kb, m);
-        cp = _mm512_mask_sub_epi32(cp, ka, cp, minus1);
-        p0 = _mm512_add_pd(p0, lo8(sa));
-        p1 = _mm512_add_pd(p1, hi8(sa));
-        cq = _mm512_mask_sub_epi32(cq, kb, cq, minus1);
-        q0 = _mm512_add_pd(q0, lo8(sb));
-        q1 = _mm512_add_pd(q1, hi8(sb));
-        const int nk = __builtin_popcount(kc);
-        _mm512_mask_storeu_ps(out + k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
-        k += nk;
-    }
-    st->sum = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
-    st->nnz = count_lanes(n0) + count_lanes(n1);
-    st->maxv = 0.0f;
-    st->nonfinite = (uint32_t)_mm512_reduce_max_epu32(bm) >= 0x7f800000u || !isfinite(st->sum);
-    msum[0] = _mm512_reduce_add_pd(_mm512_add_pd(p0, p1));
-    msum[1] = _mm512_reduce_add_pd(_mm512_add_pd(q0, q1));
-    mcnt[0] = count_lanes(cp);
-    mcnt[1] = count_lanes(cq);
-    return k;
-}
-
 const octav_kernels octav_kernels_avx512 = {stats_avx512, above_avx512, above_compact_avx512, first_avx512,
-                                            first_window_avx512, "avx512"};
+                                            "avx512"};

@@ -10,14 +10,11 @@
  * max, finiteness). Every later step needs the sum and count of magnitudes
  * above s_n only; each step copies the magnitudes above 15/16 s_n (or a
  * sampled lower bound of s_{n+1}) into a workspace (order kept), so the next
- * steps read a shrinking compact copy instead of the tensor. A step below
- * the copy's bound goes back to the tensor. On a large group a cold solve
- * does better still: a sample predicts windows around s_0 and s_1, and the
- * first pass copies only the magnitudes inside them and above a lower bound
- * of s_2, summing the ones between ("mids"); the first two steps are then
- * answered from the copy and the mids, and the copy is a fraction of the
- * one-bound copy (a wrong prediction only costs a pass over the tensor).
- * Sums are in double over fixed pieces combined in piece order, so the
+ * steps read a shrinking compact copy instead of the tensor. On a large
+ * group the bounds come from a sample of the group (the start's lower bound
+ * for the first pass's copy, then a lower bound of each next iterate); a
+ * step below the copy's bound goes back to the tensor, so a misleading
+ * sample costs time, never exactness. Sums are in double over fixed pieces combined in piece order, so the
  * result does not depend on the thread count. */
 #include "internal.h"
 
@@ -31,8 +28,6 @@ struct octav_solver {
     int64_t *npart;  /* per-piece counts */
     int64_t *cnt;    /* per-piece compact lengths */
     int64_t *hcnt;   /* per-piece non-zero counts (first pass) */
-    double *wsum;    /* per-piece mid sums (2 per piece) */
-    int64_t *wcnt;   /* per-piece mid counts (2 per piece) */
     const float **srcs; /* per-piece data pointers */
     int64_t *lens;   /* per-piece lengths and offsets (2 per piece) */
     size_t part_cap;
@@ -59,8 +54,6 @@ void octav_solver_destroy(octav_solver *sv) {
     octav_free(sv->npart);
     octav_free(sv->cnt);
     octav_free(sv->hcnt);
-    octav_free(sv->wsum);
-    octav_free(sv->wcnt);
     octav_free(sv->smp);
     octav_free((void *)sv->srcs);
     octav_free(sv->lens);
@@ -88,17 +81,13 @@ static octav_status reserve(octav_solver *sv, size_t nfloats, size_t nparts, int
         int64_t *n = octav_malloc(nparts * sizeof *n), *c = octav_malloc(nparts * sizeof *c);
         int64_t *h = octav_malloc(nparts * sizeof *h), *l = octav_malloc(2 * nparts * sizeof *l);
         const float **sp = octav_malloc(nparts * sizeof *sp);
-        double *ws = octav_malloc(2 * nparts * sizeof *ws);
-        int64_t *wc = octav_malloc(2 * nparts * sizeof *wc);
-        if (!d || !n || !c || !h || !l || !sp || !ws || !wc) {
+        if (!d || !n || !c || !h || !l || !sp) {
             octav_free(d); octav_free(n); octav_free(c); octav_free(h); octav_free(l); octav_free((void *)sp);
-            octav_free(ws); octav_free(wc);
             return octav_set_error(OCTAV_ENOMEM, "out of memory (solver partial sums)");
         }
         octav_free(sv->dpart); octav_free(sv->npart); octav_free(sv->cnt); octav_free(sv->hcnt);
-        octav_free(sv->lens); octav_free((void *)sv->srcs); octav_free(sv->wsum); octav_free(sv->wcnt);
+        octav_free(sv->lens); octav_free((void *)sv->srcs);
         sv->dpart = d; sv->npart = n; sv->cnt = c; sv->hcnt = h; sv->lens = l; sv->srcs = sp;
-        sv->wsum = ws; sv->wcnt = wc;
         sv->part_cap = nparts;
     }
     return OCTAV_OK;
@@ -209,8 +198,6 @@ typedef struct {
     double *dpart;
     int64_t *npart;
     int64_t *hcnt;           /* per-piece non-zero counts of the first pass */
-    double *wsum;            /* per-piece mid sums and counts (2 per piece) */
-    int64_t *wcnt;
     float *smp;              /* sample of the group's non-zero magnitudes */
     int64_t nsmp;            /* its length; 0: no (more) predictions from it */
     double c;                /* the grid's noise constant */
@@ -220,9 +207,6 @@ typedef struct {
     int have_first;          /* first_stats answers the step at first_s */
     double first_s;
     step_stats first_stats;
-    int nwin;                /* windows of the first pass still answerable */
-    float wlo[2], whi[2];    /* window j: the copy holds the magnitudes in (wlo, whi] */
-    step_stats mid[2];       /* mid j: sum and count of magnitudes in (whi[j], next bound] */
 } fast_ctx;
 
 /* One step's work on piece k: sum and count above s, and a new compact copy
@@ -235,33 +219,16 @@ static void step_piece(fast_ctx *f, int64_t k, int from_buf, int recompact, doub
     else f->K->above(in, n, uns, s, &f->dpart[k], &f->npart[k]);
 }
 
-/* A bound of F(t) from the sample: lower (dir -1) or upper (dir +1).
- * Returns 0 when the sample has too few magnitudes above t. */
-static int sample_next(const fast_ctx *f, double t, int dir, double *out) {
+/* A lower bound of the next iterate F(t) from the sample (F on the sample,
+ * less 4 standard errors of the tail count and 2%). Returns 0 when the
+ * sample has too few magnitudes above t. */
+static int sample_next_bound(const fast_ctx *f, double t, double *out) {
     double S;
     int64_t n1;
     f->K->above(f->smp, f->nsmp, 0, t, &S, &n1);
     if (n1 < 16) return 0;
-    *out = S / (f->c * (double)(f->nsmp - n1) + (double)n1) * (1.0 + dir * (4.0 / sqrt((double)n1) + 0.02));
+    *out = S / (f->c * (double)(f->nsmp - n1) + (double)n1) * (1.0 - 4.0 / sqrt((double)n1) - 0.02);
     return 1;
-}
-
-/* A step answered by a window of the first pass: the copy holds every
- * magnitude above s up to window j's top, and the mids the rest below the
- * tail, which is in the copy too. */
-static step_stats window_step(fast_ctx *f, double s, int j) {
-    if (f->par) {
-#pragma omp parallel for schedule(static) num_threads(octav_get_threads())
-        for (int64_t k = 0; k < f->npieces; k++)
-            f->K->above(f->buf + f->off[k], f->cnt[k], 0, s, &f->dpart[k], &f->npart[k]);
-    } else {
-        for (int64_t k = 0; k < f->npieces; k++)
-            f->K->above(f->buf + f->off[k], f->cnt[k], 0, s, &f->dpart[k], &f->npart[k]);
-    }
-    step_stats st = {0.0, 0};
-    for (int64_t k = 0; k < f->npieces; k++) { st.sum += f->dpart[k]; st.n1 += f->npart[k]; }
-    for (int i = j; i < f->nwin; i++) { st.sum += f->mid[i].sum; st.n1 += f->mid[i].n1; }
-    return st;
 }
 
 static step_stats fast_step(void *vctx, double s) {
@@ -270,17 +237,11 @@ static step_stats fast_step(void *vctx, double s) {
         f->have_first = 0;
         if (s == f->first_s) return f->first_stats;
     }
-    if (f->nwin > 0) {
-        const float sf = float_floor_of(s);
-        for (int j = 0; j < f->nwin; j++)
-            if (sf >= f->wlo[j] && sf <= f->whi[j]) return window_step(f, s, j);
-        f->nwin = 0; /* the copy may be re-compacted from here on */
-    }
     const int from_buf = f->bound >= 0 && s >= f->bound;
     double nb = (double)float_floor_of(s * (15.0 / 16.0)), lo;
     /* keep only what the next step can need, as far as the sample tells */
     if (f->nsmp > 0) {
-        if (sample_next(f, s, -1, &lo) && lo > nb) nb = (double)float_floor_of(lo);
+        if (sample_next_bound(f, s, &lo) && lo > nb) nb = (double)float_floor_of(lo);
         else f->nsmp = 0;
     }
     /* re-compact from the tensor always; from the copy when the bound rises */
@@ -339,15 +300,13 @@ static void take_sample(fast_ctx *f, int64_t n) {
     f->nsmp = ns;
 }
 
-/* Plans the first pass of a cold solve on a large group from a sample.
- * Returns the number of windows (th as in the first_window kernel), or 0
- * with th[0] a lower bound of the start s0 (the mean of the non-zero
- * magnitudes) for a one-bound copy, or -1 when the sample says nothing. */
-static int plan_first_pass(fast_ctx *f, int64_t n, double th[5]) {
-    th[0] = -1.0;
+/* A lower bound of the start s0 (the mean of the non-zero magnitudes) from
+ * a sample of the group, so that the first pass can keep a compact copy
+ * that serves the first step. Returns -1 when the sample says nothing. */
+static double predict_start_bound(fast_ctx *f, int64_t n) {
     take_sample(f, n);
     const int64_t ns = f->nsmp;
-    if (ns < 64) { f->nsmp = 0; return 0; }
+    if (ns < 64) { f->nsmp = 0; return -1.0; }
     octav_stats st;
     f->K->stats(f->smp, ns, 0, &st);
     const double mu = st.sum / (double)ns;
@@ -357,32 +316,12 @@ static int plan_first_pass(fast_ctx *f, int64_t n, double th[5]) {
         for (int j = 0; j < 4; j++) q[j] += ((double)f->smp[i + j] - mu) * ((double)f->smp[i + j] - mu);
     for (; i < ns; i++) q[0] += ((double)f->smp[i] - mu) * ((double)f->smp[i] - mu);
     const double sd = sqrt((q[0] + q[1] + q[2] + q[3]) / (double)ns);
-    const double half = 5.0 * sd / sqrt((double)ns) + 0.02 * mu;
-    if (!(mu - half > 0)) return 0;
-    th[0] = mu - half;
-    th[1] = mu + half;
-    double lo1, hi1, lo2;
-    if (!sample_next(f, th[0], -1, &lo1) || !sample_next(f, th[1], +1, &hi1) || !(lo1 > th[1])) return 0;
-    if (sample_next(f, lo1, -1, &lo2) && lo2 > hi1) {
-        th[2] = lo1; th[3] = hi1; th[4] = lo2;
-        return 2;
-    }
-    th[2] = th[3] = th[4] = lo1; /* window 1 and mid 1 empty */
-    return 1;
+    const double lo = mu - 5.0 * sd / sqrt((double)ns) - 0.02 * mu;
+    return lo > 0 ? lo : -1.0;
 }
 
 /* Groups at least this long use the sampled bounds (start and second iterate). */
 #define PREDICT_MIN 16384
-
-/* The windowed first pass on piece k. */
-static void window_piece(fast_ctx *f, int64_t k, const double th[5], int *bad) {
-    octav_stats st;
-    f->cnt[k] = f->K->first_window(f->src[k], f->len[k], f->uns, th, &st, &f->wsum[2 * k], &f->wcnt[2 * k],
-                                   f->buf + f->off[k]);
-    f->dpart[k] = st.sum;
-    f->hcnt[k] = st.nnz;
-    *bad |= st.nonfinite;
-}
 
 /* The first pass: statistics, the sum and count above t and a compact
  * copy of the magnitudes above tc. */
@@ -403,27 +342,18 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
                         float *scale, int32_t *iters, uint8_t *conv) {
     const int64_t n = f->off[f->npieces - 1] + f->len[f->npieces - 1];
     const int warm = s0 > 0;
-    double t = 0.0, tc = -1.0, th[5];
-    int nwin = 0;
+    double t = 0.0, tc = -1.0;
     f->c = c;
     f->nsmp = 0;
-    f->nwin = 0;
     if (warm) {
         t = s0;
         tc = (double)float_floor_of(s0 * (7.0 / 8.0));
     } else if (n >= PREDICT_MIN) {
-        nwin = plan_first_pass(f, n, th);
-        if (nwin == 0 && th[0] > 0) tc = (double)float_floor_of(th[0]);
+        double lo = predict_start_bound(f, n);
+        if (lo > 0) tc = (double)float_floor_of(lo);
     }
     int bad = 0;
-    if (nwin > 0) {
-        if (f->par) {
-#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) reduction(| : bad)
-            for (int64_t k = 0; k < f->npieces; k++) window_piece(f, k, th, &bad);
-        } else {
-            for (int64_t k = 0; k < f->npieces; k++) window_piece(f, k, th, &bad);
-        }
-    } else if (tc >= 0) {
+    if (tc >= 0) {
         if (f->par) {
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) reduction(| : bad)
             for (int64_t k = 0; k < f->npieces; k++) first_piece(f, k, t, tc, &bad);
@@ -441,23 +371,10 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
     int64_t nnz = 0, n1 = 0;
     for (int64_t k = 0; k < f->npieces; k++) {
         sum += f->dpart[k];
-        n1 += nwin > 0 ? 0 : f->npart[k];
-        nnz += tc >= 0 || nwin > 0 ? f->hcnt[k] : f->npart[k];
+        n1 += f->npart[k];
+        nnz += tc >= 0 ? f->hcnt[k] : f->npart[k];
     }
     f->bound = tc;
-    if (nwin > 0) {
-        f->bound = (double)float_floor_of(th[4]);
-        for (int j = 0; j < 2; j++) {
-            f->wlo[j] = float_floor_of(th[2 * j]);
-            f->whi[j] = float_floor_of(th[2 * j + 1]);
-            f->mid[j] = (step_stats){0.0, 0};
-            for (int64_t k = 0; k < f->npieces; k++) {
-                f->mid[j].sum += f->wsum[2 * k + j];
-                f->mid[j].n1 += f->wcnt[2 * k + j];
-            }
-        }
-        f->nwin = nwin;
-    }
     f->have_first = warm;
     f->first_s = s0;
     f->first_stats = (step_stats){sum, n1};
@@ -542,8 +459,6 @@ static int solve_group(const solve_args *a, int64_t gi, int w) {
     f.dpart = a->sv->dpart + (size_t)w * P;
     f.npart = a->sv->npart + (size_t)w * P;
     f.hcnt = a->sv->hcnt + (size_t)w * P;
-    f.wsum = a->sv->wsum + (size_t)w * P * 2;
-    f.wcnt = a->sv->wcnt + (size_t)w * P * 2;
     f.smp = a->sv->smp + (size_t)w * SAMPLE_CAP;
     f.uns = a->uns;
     f.par = a->one && f.npieces > 1 && octav_get_threads() > 1;
