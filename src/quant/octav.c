@@ -207,22 +207,7 @@ typedef struct {
     int have_first;          /* first_stats answers the step at first_s */
     double first_s;
     step_stats first_stats;
-    const float *pf_base;    /* the next group's data (NULL: none), fetched into L2 during the steps */
-    octav_span pf;           /* its segments */
-    int64_t pf_pos;          /* lines requested so far */
 } fast_ctx;
-
-/* Requests up to `lines` more cache lines of the next group: spread over the
- * steps, so that its first pass reads from L2 instead of waiting on L3, and
- * few enough at a time not to stall on full fill buffers. */
-static void prefetch_next(fast_ctx *f, int64_t lines) {
-    if (!f->pf_base) return;
-    const int64_t per_seg = (f->pf.seglen + 15) / 16, total = per_seg * f->pf.nseg;
-    for (int64_t end = f->pf_pos + lines; f->pf_pos < end && f->pf_pos < total; f->pf_pos++) {
-        const int64_t j = f->pf_pos / per_seg, l = f->pf_pos % per_seg;
-        __builtin_prefetch(f->pf_base + j * f->pf.stride + l * 16, 0, 2);
-    }
-}
 
 /* One step's work on piece k: sum and count above s, and a new compact copy
  * (bound nb) when recompact is set. */
@@ -252,7 +237,6 @@ static step_stats fast_step(void *vctx, double s) {
         f->have_first = 0;
         if (s == f->first_s) return f->first_stats;
     }
-    prefetch_next(f, 48);
     const int from_buf = f->bound >= 0 && s >= f->bound;
     double nb = (double)float_floor_of(s * (15.0 / 16.0)), lo;
     /* keep only what the next step can need, as far as the sample tells */
@@ -436,9 +420,6 @@ static int64_t group_pieces(const octav_layout *lay, int64_t g, const float *x,
     return k;
 }
 
-/* Groups per chunk of the multi-group schedule. */
-#define SCHED_CHUNK 16
-
 typedef struct {
     octav_solver *sv;
     const octav_layout *lay;
@@ -463,13 +444,14 @@ static int solve_group(const solve_args *a, int64_t gi, int w) {
     fast_ctx f;
     f.K = a->sv->K;
     f.npieces = group_pieces(a->lay, gi, a->x, src, len, off);
-    /* a group is read once and then solved in cache: its steps fetch the
-     * next group (the next in this worker's chunk of the schedule) */
-    f.pf_base = NULL;
-    f.pf_pos = 0;
-    if (!a->one && gi + 1 < a->lay->ngroups && (gi + 1) % SCHED_CHUNK != 0) {
-        f.pf = layout_span(a->lay, gi + 1);
-        f.pf_base = a->x + f.pf.base;
+    if (!a->one && gi + 1 < a->lay->ngroups) {
+        /* a group is read once and then solved in cache: start fetching the
+         * first lines of each segment of the next one (the kernels prefetch
+         * ahead within a segment; more lines here stall on full fill buffers) */
+        octav_span nx = layout_span(a->lay, gi + 1);
+        for (int64_t j = 0; j < nx.nseg && j < 64; j++)
+            for (int64_t l = 0; l < 16 && l * 16 < nx.seglen; l++)
+                __builtin_prefetch(a->x + nx.base + j * nx.stride + l * 16, 0, 2);
     }
     f.src = src; f.len = len; f.off = off;
     f.buf = a->sv->buf + (size_t)w * a->gsize;
@@ -629,7 +611,7 @@ octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layo
     if (one) {
         bad = solve_group(&a, 0, 0);
     } else {
-#pragma omp parallel for schedule(dynamic, SCHED_CHUNK) num_threads(T) reduction(| : bad)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(T) reduction(| : bad)
         for (int64_t gi = 0; gi < G; gi++) bad |= solve_group(&a, gi, omp_get_thread_num());
     }
     if (bad) return octav_check_finite(x, lay->numel, name);
