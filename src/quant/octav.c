@@ -33,6 +33,7 @@ struct octav_solver {
     size_t part_cap;
     const octav_kernels *K;
     float *smp;      /* per worker, SAMPLE_CAP floats: samples of large groups */
+    double *hint;    /* per worker: the start s0 of the last group it solved cold (0: none) */
     int smp_workers;
 };
 
@@ -55,6 +56,7 @@ void octav_solver_destroy(octav_solver *sv) {
     octav_free(sv->cnt);
     octav_free(sv->hcnt);
     octav_free(sv->smp);
+    octav_free(sv->hint);
     octav_free((void *)sv->srcs);
     octav_free(sv->lens);
     octav_free(sv);
@@ -64,9 +66,15 @@ void octav_solver_destroy(octav_solver *sv) {
 static octav_status reserve(octav_solver *sv, size_t nfloats, size_t nparts, int workers) {
     if (workers > sv->smp_workers) {
         float *p = octav_malloc((size_t)workers * SAMPLE_CAP * sizeof *p);
-        if (!p) return octav_set_error(OCTAV_ENOMEM, "out of memory (solver samples)");
+        double *h = octav_calloc((size_t)workers, sizeof *h);
+        if (!p || !h) {
+            octav_free(p); octav_free(h);
+            return octav_set_error(OCTAV_ENOMEM, "out of memory (solver samples)");
+        }
         octav_free(sv->smp);
+        octav_free(sv->hint);
         sv->smp = p;
+        sv->hint = h;
         sv->smp_workers = workers;
     }
     if (nfloats > sv->buf_cap) {
@@ -201,6 +209,7 @@ typedef struct {
     float *smp;              /* sample of the group's non-zero magnitudes */
     int64_t nsmp;            /* its length; 0: no (more) predictions from it */
     double c;                /* the grid's noise constant */
+    double hint;             /* a guess of s0 (the previous group's; 0: none) */
     int uns;
     int par;                 /* run pieces in parallel */
     double bound;            /* the compact copy holds magnitudes > bound; <0: none */
@@ -337,7 +346,10 @@ static void first_piece(fast_ctx *f, int64_t k, double t, double tc, int *bad) {
  * The first pass takes the statistics and keeps a compact copy: with a warm
  * start s0 it also answers the first step (sum and count above s0, copy above
  * 7/8 s0); cold, it gives the sum (above 0) and keeps the magnitudes above a
- * sampled lower bound of the start, so the first step reads the copy. */
+ * lower bound of the start, so the first step reads the copy: sampled on a
+ * large group, 0.8 of the previous group's start on a small one (neighbouring
+ * channels of a weight are alike; when they are not, the first step goes
+ * back to the group, which is in cache). f->hint becomes this group's start. */
 static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
                         float *scale, int32_t *iters, uint8_t *conv) {
     const int64_t n = f->off[f->npieces - 1] + f->len[f->npieces - 1];
@@ -351,6 +363,8 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
     } else if (n >= PREDICT_MIN) {
         double lo = predict_start_bound(f, n);
         if (lo > 0) tc = (double)float_floor_of(lo);
+    } else if (f->hint > 0) {
+        tc = (double)float_floor_of(0.8 * f->hint);
     }
     int bad = 0;
     if (tc >= 0) {
@@ -382,7 +396,7 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
     int32_t it = 0;
     double s = 0.0;
     if (nnz > 0) {
-        if (!warm) s0 = sum / (double)nnz;
+        if (!warm) s0 = f->hint = sum / (double)nnz;
         s = recursion(fast_step, fast_min_above, f, nnz, c, s0, max_iter, &it, &cv);
     }
     *scale = (float)s;
@@ -462,11 +476,14 @@ static int solve_group(const solve_args *a, int64_t gi, int w) {
     f.smp = a->sv->smp + (size_t)w * SAMPLE_CAP;
     f.uns = a->uns;
     f.par = a->one && f.npieces > 1 && octav_get_threads() > 1;
+    f.hint = a->sv->hint[w];
     double s0 = a->warm ? (double)a->warm[gi] : 0.0;
     octav_clip_info *info = a->info;
-    return solve_pieces(&f, a->c, s0, a->max_iter, &a->scales[gi],
-                        info && info->iterations ? &info->iterations[gi] : NULL,
-                        info && info->converged ? &info->converged[gi] : NULL);
+    int bad = solve_pieces(&f, a->c, s0, a->max_iter, &a->scales[gi],
+                           info && info->iterations ? &info->iterations[gi] : NULL,
+                           info && info->converged ? &info->converged[gi] : NULL);
+    a->sv->hint[w] = f.hint;
+    return bad;
 }
 
 /* ---- many small groups (blocks, short channels) ---------------------------
