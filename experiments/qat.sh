@@ -6,7 +6,8 @@
 # (committed), so that finished runs are skipped and the study can be built
 # up over several sittings.
 #   experiments/qat.sh [BUILD_DIR] [NAME_PATTERN]
-# THREADS=N passes --threads N to every run (default: all cores). While the
+# THREADS=N passes --threads N to every run (default: all cores); with
+# THREADS=1, one copy of the script per core shares the list. While the
 # file results/.pause exists no new run starts (a benchmark can then have the
 # machine to itself without distorting the runs' wall times).
 # QUICK=1 runs a small version (2000 images, 1 epoch) into
@@ -31,6 +32,11 @@ run() {
   case "$name" in *"$pattern"*) ;; *) return 0 ;; esac
   if grep -q "\"run\":\"$name\"" "$db"; then echo "skip $name (done)" >&2; return 0; fi
   while [ -f results/.pause ]; do sleep 5; done
+  # several copies of this script may share the list (one core each): a run
+  # is taken by creating its lock directory (a crashed run leaves it behind:
+  # remove results/qat/NAME.lock to retry it)
+  if ! mkdir "$dir/$name.lock" 2>/dev/null; then echo "skip $name (taken by another worker)" >&2; return 0; fi
+  if grep -q "\"run\":\"$name\"" "$db"; then rmdir "$dir/$name.lock"; return 0; fi
   if [ -n "${THREADS:-}" ]; then set -- "$@" --threads "$THREADS"; fi
   if [ "$quick" = 1 ]; then set -- "$@" --epochs 1; fi
   echo "== $name: octav train $* $extra" >&2
@@ -38,9 +44,11 @@ run() {
   # shellcheck disable=SC2086
   if ! "$octav" train "$@" $extra --out "$dir/$name.safetensors" --log "$log" --quiet; then
     echo "run $name failed (see $log)" >&2
+    rmdir "$dir/$name.lock"
     return 0
   fi
   /usr/bin/python3 experiments/qat_record.py "$db" "$name" "$commit" "octav train $*" "$log"
+  rmdir "$dir/$name.lock"
 }
 
 seeds=${SEEDS:-1}
