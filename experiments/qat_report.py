@@ -54,10 +54,11 @@ def clip_matches(clip, m):
     return clip == m or clip.startswith(m + "-")
 
 
-def seeds_table(runs, methods):
+def seeds_table(runs, methods, tsv, doc):
     """The cnn 4- and 3-bit cells over seeds: each seed retrains from its own
     float model; mean, sample standard deviation and range of the test
-    accuracy, and of the change from that seed's float model."""
+    accuracy, and of the change from that seed's float model. Also writes
+    TSV_DIR/seeds.tsv for experiments/plot_seeds.gp."""
     fl = {seed_of(r): r["final"]["test_accuracy"] for r in runs.values()
           if r["final"]["model"] == "cnn" and r["final"]["clip"] == "float"}
     sel = [r for r in runs.values() if r["final"]["model"] == "cnn" and mode_of(r) == "retrain"
@@ -83,12 +84,14 @@ def seeds_table(runs, methods):
            "float model and the range of that change, in points.", "",
            "| clipping | 4 bits: acc % | n | change (range) | 3 bits: acc % | n | change (range) |",
            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = []
     for m in methods:
-        cells = []
+        cells, row = [], [m]
         for b in (4, 3):
             rr = [r for r in sel if r["final"]["bits"] == b and clip_matches(r["final"]["clip"], m)]
             if not rr:
                 cells += ["", "", ""]
+                row += ["NaN"] * 3
                 continue
             acc = [r["final"]["test_accuracy"] for r in rr]
             dif = [100 * (r["final"]["test_accuracy"] - fl[seed_of(r)]) for r in rr]
@@ -96,10 +99,22 @@ def seeds_table(runs, methods):
             dmu, _, dlo, dhi = stat(dif)
             sd_s = f" ± {100 * sd:.2f}" if len(acc) > 1 else ""
             cells += [f"{100 * mu:.2f}{sd_s}", str(len(acc)), f"{dmu:+.2f} ({dlo:+.2f}..{dhi:+.2f})"]
+            row += [f"{100 * mu:.4f}", f"{100 * sd:.4f}" if len(acc) > 1 else "0", str(len(acc))]
+        rows.append(row)
         if any(cells):
             lines_m = f"| {m} | " + " | ".join(cells) + " |"
             out.append(lines_m)
     out.append("")
+    with open(os.path.join(tsv, "seeds.tsv"), "w") as fh:
+        fh.write(f"# method\tmean4\tsd4\tn4\tmean3\tsd3\tn3\t(float mean {100 * fmu:.4f})\n")
+        for i, r in enumerate(rows):
+            fh.write("\t".join([r[0]] + r[1:]) + "\n")
+    with open(os.path.join(tsv, "seeds_float.txt"), "w") as fh:
+        fh.write(f"{100 * fmu:.4f}\n")
+    if os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_seeds.png")):
+        out += ["![test accuracy over seeds, 4 and 3 bits](img/qat_seeds.png)", "",
+                "Mean and sample standard deviation over the seeds (error bars); the dashed line is the float "
+                "models' mean.", ""]
     return out
 
 
@@ -192,7 +207,7 @@ def main():
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
 
-    lines += seeds_table(runs, methods)
+    lines += seeds_table(runs, methods, tsv, doc)
 
     # gradient estimators: accuracy and the gradient norm (STE's growth)
     est = [r for r in runs.values() if mode_of(r) == "retrain" and r["final"]["clip"] == "octav"
