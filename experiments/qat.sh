@@ -116,4 +116,17 @@ for s in ${CELL_SEEDS:-2 3}; do
     done
   done
 done
+# 7. mobilenetv2 (width 1.0): float, 2 epochs (about 10 minutes an epoch on
+#    2 cores), then 4- and 3-bit retraining, 1 epoch each, with dynamic OCTAV,
+#    max, static OCTAV and LSQ
+run "mobilenetv2_float_s1" --model mobilenetv2 --seed 1 --epochs 2
+f="$dir/mobilenetv2_float_s1.safetensors"
+if [ -f "$f" ]; then
+  for b in 4 3; do
+    for c in octav max static-octav lsq; do
+      run "mobilenetv2_w${b}_${c}_madpwl_retrain_s1" --model mobilenetv2 --seed 1 --bits "$b" --clip "$c" \
+          --grad mad-pwl --init "$f" --epochs 1
+    done
+  done
+fi
 echo "results: $db" >&2
