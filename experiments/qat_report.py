@@ -182,7 +182,7 @@ def main():
 
     # the clipping grid: retraining from the seed-1 float model, per model
     methods = ("octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq")
-    for model in ("cnn", "resnet20"):
+    for model in ("cnn", "resnet20", "mobilenetv2"):
         fl = [r for r in runs.values() if r["final"]["model"] == model and r["final"]["clip"] == "float"
               and seed_of(r) == "1"]
         sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
