@@ -92,41 +92,34 @@ if [ -f "$f" ]; then
     done
   done
 fi
-# 5. resnet20: float (5 epochs), then 4- and 3-bit retraining with dynamic
-#    OCTAV, static OCTAV, max and LSQ (2 epochs)
-run "resnet20_float_s1" --model resnet20 --seed 1 --epochs 5
-f="$dir/resnet20_float_s1.safetensors"
-if [ -f "$f" ]; then
-  for b in 4 3; do
-    for c in octav static-octav max lsq; do
-      run "resnet20_w${b}_${c}_madpwl_retrain_s1" --model resnet20 --seed 1 --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
+# grid MODEL SEED "METHODS" "FLOAT_ARGS" "RETRAIN_ARGS": the float run, then
+# 4- and 3-bit retraining from its checkpoint with each clipping method
+# (MAD weight / PWL input gradients)
+grid() {
+  g_model=$1; g_seed=$2; g_methods=$3; g_fargs=$4; g_rargs=$5
+  # shellcheck disable=SC2086
+  run "${g_model}_float_s$g_seed" --model "$g_model" --seed "$g_seed" $g_fargs
+  g_f="$dir/${g_model}_float_s$g_seed.safetensors"
+  [ -f "$g_f" ] || return 0
+  for g_b in 4 3; do
+    for g_c in $g_methods; do
+      # shellcheck disable=SC2086
+      run "${g_model}_w${g_b}_${g_c}_madpwl_retrain_s$g_seed" --model "$g_model" --seed "$g_seed" --bits "$g_b" \
+          --clip "$g_c" --grad mad-pwl --init "$g_f" $g_rargs
     done
   done
-fi
+}
+# 5. resnet20: float (5 epochs), then 4- and 3-bit retraining with dynamic
+#    OCTAV, static OCTAV, max and LSQ (2 epochs)
+grid resnet20 1 "octav static-octav max lsq" "--epochs 5" ""
 # 6. three seeds for the 4- and 3-bit cells of the cnn grid: seeds 2 and 3
 #    train their own float model, then every clipping method is retrained
 #    from it (2 epochs), as for seed 1 in step 4
 for s in ${CELL_SEEDS:-2 3}; do
-  run "cnn_float_s$s" --model cnn --seed "$s"
-  f="$dir/cnn_float_s$s.safetensors"
-  [ -f "$f" ] || continue
-  for b in 4 3; do
-    for c in octav static-octav max percentile mse-sweep pact lsq; do
-      run "cnn_w${b}_${c}_madpwl_retrain_s$s" --model cnn --seed "$s" --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
-    done
-  done
+  grid cnn "$s" "octav static-octav max percentile mse-sweep pact lsq" "" ""
 done
 # 7. mobilenetv2 (width 1.0): float, 2 epochs (about 10 minutes an epoch on
 #    2 cores), then 4- and 3-bit retraining, 1 epoch each, with dynamic OCTAV,
 #    max, static OCTAV and LSQ
-run "mobilenetv2_float_s1" --model mobilenetv2 --seed 1 --epochs 2
-f="$dir/mobilenetv2_float_s1.safetensors"
-if [ -f "$f" ]; then
-  for b in 4 3; do
-    for c in octav max static-octav lsq; do
-      run "mobilenetv2_w${b}_${c}_madpwl_retrain_s1" --model mobilenetv2 --seed 1 --bits "$b" --clip "$c" \
-          --grad mad-pwl --init "$f" --epochs 1
-    done
-  done
-fi
+grid mobilenetv2 1 "octav max static-octav lsq" "--epochs 2" "--epochs 1"
 echo "results: $db" >&2
