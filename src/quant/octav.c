@@ -14,8 +14,9 @@
  * group the bounds come from a sample of the group (the start's lower bound
  * for the first pass's copy, then a lower bound of each next iterate); a
  * step below the copy's bound goes back to the tensor, so a misleading
- * sample costs time, never exactness. Sums are in double over fixed pieces combined in piece order, so the
- * result does not depend on the thread count. */
+ * sample costs time, never exactness. Sums are in double over fixed pieces
+ * combined in piece order, so the result does not depend on the thread
+ * count. */
 #include "internal.h"
 
 #include <omp.h>
@@ -329,7 +330,7 @@ static double predict_start_bound(fast_ctx *f, int64_t n) {
     return lo > 0 ? lo : -1.0;
 }
 
-/* Groups at least this long use the sampled bounds (start and second iterate). */
+/* Groups at least this long are sampled (a bound of the start and of every next iterate). */
 #define PREDICT_MIN 16384
 
 /* The first pass: statistics, the sum and count above t and a compact
