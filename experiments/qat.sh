@@ -77,8 +77,7 @@ for c in octav static-octav; do
       --log-quant-every 20
 done
 # 4. the rest of the clipping grid, retrained from the seed-1 float model
-#    (2 epochs each): every method at 4, 3 and 2 bits, OCTAV and max at 8
-#    and 6 bits
+#    (2 epochs each): every method at 8, 6, 4, 3 and 2 bits
 f="$dir/cnn_float_s1.safetensors"
 if [ -f "$f" ]; then
   for b in 4 3 2; do
@@ -87,7 +86,7 @@ if [ -f "$f" ]; then
     done
   done
   for b in 8 6; do
-    for c in octav max; do
+    for c in octav max static-octav percentile mse-sweep pact lsq; do
       run "cnn_w${b}_${c}_madpwl_retrain_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
     done
   done
