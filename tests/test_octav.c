@@ -334,6 +334,65 @@ static void test_channel_start_hint(void) {
     free(x);
 }
 
+/* Per-channel rows whose shapes change from row to row (Laplace, uniform,
+ * Gaussian with a few large outliers, mostly zeros): the ratios of the
+ * previous row's iterates are then a poor guess of how far the next row's
+ * iterates move, so compact copies are often too small and steps go back to
+ * the row. Cold and warm calls alternate on one solver (the guesses of one
+ * kind must not be used for the other); every scale, iteration count and
+ * convergence flag equals the reference's, on one and two threads. */
+static void test_channel_trajectory_guess(void) {
+    const int64_t R = 40, D = 4099;
+    float *lap = laplace(R * D, 43, 1.0), *gau = gauss(R * D, 44, 2.0);
+    float *x = malloc((size_t)(R * D) * sizeof *x);
+    CHECK(x != NULL);
+    uint64_t st = 45;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t i = 0; i < D; i++) {
+            const int64_t j = r * D + i;
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            const double u = (double)(st >> 11) / 9007199254740992.0;
+            switch (r % 4) {
+            case 0: x[j] = lap[j]; break;
+            case 1: x[j] = (float)(2.0 * u - 1.0); break;
+            case 2: x[j] = i % 500 == 7 ? 40.0f * gau[j] : gau[j]; break;
+            default: x[j] = u < 0.9 ? 0.0f : lap[j] * 3.0f; break;
+            }
+        }
+    octav_shape shp = {2, {R, D}};
+    octav_layout lay;
+    CHECK(octav_layout_make(&shp, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, &lay) == OCTAV_OK);
+    octav_solver *sv;
+    CHECK(octav_solver_create(&sv) == OCTAV_OK);
+    float s[40], ws[40], rs[40];
+    int32_t it[40], rit[40];
+    uint8_t cv[40];
+    int rcv[40];
+    for (int64_t r = 0; r < R; r++) rs[r] = (float)octav_solve_ref(x + r * D, D, FULL4, 0.0, 100, &rit[r], &rcv[r]);
+    octav_clip_info info = {it, cv};
+    for (int threads = 1; threads <= 2; threads++) {
+        octav_set_threads(threads);
+        for (int rep = 0; rep < 4; rep++) {
+            octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+            const int warm = rep % 2;
+            for (int64_t r = 0; r < R; r++) ws[r] = rs[r] * (r % 2 ? 0.7f : 1.3f);
+            if (warm) cfg.warm_start = ws;
+            CHECK(octav_clip(sv, &cfg, FULL4, &lay, x, s, &info) == OCTAV_OK);
+            for (int64_t r = 0; r < R; r++) {
+                int32_t eit = rit[r];
+                int ecv = rcv[r];
+                float e = warm ? (float)octav_solve_ref(x + r * D, D, FULL4, ws[r], 100, &eit, &ecv) : rs[r];
+                CHECK_MSG(e == s[r] && eit == it[r] && ecv == cv[r],
+                          "threads %d call %d row %lld: %.9g (%d it) vs %.9g (%d it)", threads, rep, (long long)r,
+                          s[r], it[r], e, eit);
+            }
+        }
+    }
+    octav_set_threads(0);
+    octav_solver_destroy(sv);
+    free(x); free(lap); free(gau);
+}
+
 static void test_grid_constants_and_zeros(void) {
     /* each grid uses its own c: the fixed point on the same data differs and
      * equals the reference with that grid's c */
@@ -521,6 +580,7 @@ int main(void) {
     RUN(test_kernels_match);
     RUN(test_sample_misprediction);
     RUN(test_channel_start_hint);
+    RUN(test_channel_trajectory_guess);
     RUN(test_fast_equals_ref_scalar);
     RUN(test_fast_equals_ref_avx2);
     RUN(test_fast_equals_ref_avx512_1t);

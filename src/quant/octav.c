@@ -22,6 +22,19 @@
 #include <omp.h>
 #include <string.h>
 
+/* What a worker remembers of the last group it solved, to guess the next
+ * one's (neighbouring channels of a weight are alike): its cold start s0 and
+ * the ratios s_{k+1}/s_k of its iterates. Guesses only set how much the
+ * compact copies keep; a wrong one costs a pass over the group, never
+ * exactness. */
+#define RATIO_MAX 64
+typedef struct {
+    double s0;               /* start of the last group solved cold (0: none) */
+    double ratio[RATIO_MAX]; /* the last group's s_{k+1}/s_k */
+    int nratio;
+    int warm;                /* the ratios come from a warm-started group */
+} worker_memory;
+
 struct octav_solver {
     float *buf;      /* compact copies */
     size_t buf_cap;  /* floats */
@@ -34,7 +47,7 @@ struct octav_solver {
     size_t part_cap;
     const octav_kernels *K;
     float *smp;      /* per worker, SAMPLE_CAP floats: samples of large groups */
-    double *hint;    /* per worker: the start s0 of the last group it solved cold (0: none) */
+    worker_memory *mem; /* per worker */
     int smp_workers;
 };
 
@@ -57,7 +70,7 @@ void octav_solver_destroy(octav_solver *sv) {
     octav_free(sv->cnt);
     octav_free(sv->hcnt);
     octav_free(sv->smp);
-    octav_free(sv->hint);
+    octav_free(sv->mem);
     octav_free((void *)sv->srcs);
     octav_free(sv->lens);
     octav_free(sv);
@@ -67,15 +80,15 @@ void octav_solver_destroy(octav_solver *sv) {
 static octav_status reserve(octav_solver *sv, size_t nfloats, size_t nparts, int workers) {
     if (workers > sv->smp_workers) {
         float *p = octav_malloc((size_t)workers * SAMPLE_CAP * sizeof *p);
-        double *h = octav_calloc((size_t)workers, sizeof *h);
+        worker_memory *h = octav_calloc((size_t)workers, sizeof *h);
         if (!p || !h) {
             octav_free(p); octav_free(h);
             return octav_set_error(OCTAV_ENOMEM, "out of memory (solver samples)");
         }
         octav_free(sv->smp);
-        octav_free(sv->hint);
+        octav_free(sv->mem);
         sv->smp = p;
-        sv->hint = h;
+        sv->mem = h;
         sv->smp_workers = workers;
     }
     if (nfloats > sv->buf_cap) {
@@ -210,7 +223,10 @@ typedef struct {
     float *smp;              /* sample of the group's non-zero magnitudes */
     int64_t nsmp;            /* its length; 0: no (more) predictions from it */
     double c;                /* the grid's noise constant */
-    double hint;             /* a guess of s0 (the previous group's; 0: none) */
+    worker_memory *mem;      /* the worker's memory of its last group */
+    int npred;               /* ratios in mem usable as guesses for this group */
+    int k;                   /* steps taken */
+    double last_s;           /* the previous step's s */
     int uns;
     int par;                 /* run pieces in parallel */
     double bound;            /* the compact copy holds magnitudes > bound; <0: none */
@@ -241,8 +257,16 @@ static int sample_next_bound(const fast_ctx *f, double t, double *out) {
     return 1;
 }
 
+/* Each next iterate is guessed no lower than this fraction of the previous
+ * group's ratio s_{k+1}/s_k times s_k. */
+#define RATIO_MARGIN 0.9
+
 static step_stats fast_step(void *vctx, double s) {
     fast_ctx *f = vctx;
+    const int k = f->k++;
+    /* ratio k-1 is known now; ratio k of the last group is still unread */
+    if (k > 0 && k <= RATIO_MAX) f->mem->ratio[k - 1] = s / f->last_s;
+    f->last_s = s;
     if (f->have_first) {
         f->have_first = 0;
         if (s == f->first_s) return f->first_stats;
@@ -253,6 +277,8 @@ static step_stats fast_step(void *vctx, double s) {
     if (f->nsmp > 0) {
         if (sample_next_bound(f, s, &lo) && lo > nb) nb = (double)float_floor_of(lo);
         else f->nsmp = 0;
+    } else if (k < f->npred && s * f->mem->ratio[k] * RATIO_MARGIN > nb) {
+        nb = (double)float_floor_of(s * f->mem->ratio[k] * RATIO_MARGIN);
     }
     /* re-compact from the tensor always; from the copy when the bound rises */
     const int recompact = !from_buf || nb > f->bound;
@@ -350,7 +376,8 @@ static void first_piece(fast_ctx *f, int64_t k, double t, double tc, int *bad) {
  * lower bound of the start, so the first step reads the copy: sampled on a
  * large group, 0.8 of the previous group's start on a small one (neighbouring
  * channels of a weight are alike; when they are not, the first step goes
- * back to the group, which is in cache). f->hint becomes this group's start. */
+ * back to the group, which is in cache). The worker's memory takes this
+ * group's start and ratios. */
 static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
                         float *scale, int32_t *iters, uint8_t *conv) {
     const int64_t n = f->off[f->npieces - 1] + f->len[f->npieces - 1];
@@ -358,14 +385,16 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
     double t = 0.0, tc = -1.0;
     f->c = c;
     f->nsmp = 0;
+    f->k = 0;
+    f->npred = f->mem->warm == warm ? f->mem->nratio : 0;
     if (warm) {
         t = s0;
         tc = (double)float_floor_of(s0 * (7.0 / 8.0));
     } else if (n >= PREDICT_MIN) {
         double lo = predict_start_bound(f, n);
         if (lo > 0) tc = (double)float_floor_of(lo);
-    } else if (f->hint > 0) {
-        tc = (double)float_floor_of(0.8 * f->hint);
+    } else if (f->mem->s0 > 0) {
+        tc = (double)float_floor_of(0.8 * f->mem->s0);
     }
     int bad = 0;
     if (tc >= 0) {
@@ -397,8 +426,10 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
     int32_t it = 0;
     double s = 0.0;
     if (nnz > 0) {
-        if (!warm) s0 = f->hint = sum / (double)nnz;
+        if (!warm) s0 = f->mem->s0 = sum / (double)nnz;
         s = recursion(fast_step, fast_min_above, f, nnz, c, s0, max_iter, &it, &cv);
+        f->mem->nratio = f->k < 1 ? 0 : f->k - 1 < RATIO_MAX ? f->k - 1 : RATIO_MAX;
+        f->mem->warm = warm;
     }
     *scale = (float)s;
     if (iters) *iters = it;
@@ -477,13 +508,12 @@ static int solve_group(const solve_args *a, int64_t gi, int w) {
     f.smp = a->sv->smp + (size_t)w * SAMPLE_CAP;
     f.uns = a->uns;
     f.par = a->one && f.npieces > 1 && octav_get_threads() > 1;
-    f.hint = a->sv->hint[w];
+    f.mem = &a->sv->mem[w];
     double s0 = a->warm ? (double)a->warm[gi] : 0.0;
     octav_clip_info *info = a->info;
     int bad = solve_pieces(&f, a->c, s0, a->max_iter, &a->scales[gi],
                            info && info->iterations ? &info->iterations[gi] : NULL,
                            info && info->converged ? &info->converged[gi] : NULL);
-    a->sv->hint[w] = f.hint;
     return bad;
 }
 
