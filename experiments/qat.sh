@@ -91,16 +91,16 @@ if [ -f "$f" ]; then
     done
   done
 fi
-# grid MODEL SEED "METHODS" "FLOAT_ARGS" "RETRAIN_ARGS": the float run, then
-# 4- and 3-bit retraining from its checkpoint with each clipping method
-# (MAD weight / PWL input gradients)
+# grid MODEL SEED "METHODS" "FLOAT_ARGS" "RETRAIN_ARGS" ["BITS"]: the float
+# run, then retraining from its checkpoint at each of BITS (default 4 and 3)
+# with each clipping method (MAD weight / PWL input gradients)
 grid() {
-  g_model=$1; g_seed=$2; g_methods=$3; g_fargs=$4; g_rargs=$5
+  g_model=$1; g_seed=$2; g_methods=$3; g_fargs=$4; g_rargs=$5; g_bits=${6:-4 3}
   # shellcheck disable=SC2086
   run "${g_model}_float_s$g_seed" --model "$g_model" --seed "$g_seed" $g_fargs
   g_f="$dir/${g_model}_float_s$g_seed.safetensors"
   [ -f "$g_f" ] || return 0
-  for g_b in 4 3; do
+  for g_b in $g_bits; do
     for g_c in $g_methods; do
       # shellcheck disable=SC2086
       run "${g_model}_w${g_b}_${g_c}_madpwl_retrain_s$g_seed" --model "$g_model" --seed "$g_seed" --bits "$g_b" \
@@ -121,4 +121,15 @@ done
 #    2 cores), then 4- and 3-bit retraining, 1 epoch each, with dynamic OCTAV,
 #    max, static OCTAV and LSQ
 grid mobilenetv2 1 "octav max static-octav lsq" "--epochs 2" "--epochs 1"
+# 8. the 2-bit column of the cnn grid over seeds 2 and 3 (as step 6)
+for s in ${CELL_SEEDS:-2 3}; do
+  grid cnn "$s" "octav static-octav max percentile mse-sweep pact lsq" "" "" 2
+done
+# 9. from scratch at low bits (10 epochs, as the float model): dynamic OCTAV
+#    against max-scaling, MAD weight / PWL input gradients
+for b in 4 3 2; do
+  for c in octav max; do
+    run "cnn_w${b}_${c}_madpwl_scratch_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl
+  done
+done
 echo "results: $db" >&2
