@@ -55,18 +55,21 @@ def clip_matches(clip, m):
 
 
 def seeds_table(runs, methods, tsv, doc):
-    """The cnn 4- and 3-bit cells over seeds: each seed retrains from its own
-    float model; mean, sample standard deviation and range of the test
-    accuracy, and of the change from that seed's float model. Also writes
-    TSV_DIR/seeds.tsv for experiments/plot_seeds.gp."""
+    """The cnn 4- and 3-bit cells (and 2-bit, once a second seed has them)
+    over seeds: each seed retrains from its own float model; mean, sample
+    standard deviation and range of the test accuracy, and of the change from
+    that seed's float model. Also writes TSV_DIR/seeds.tsv and seeds_bits.txt
+    for experiments/plot_seeds.gp."""
     fl = {seed_of(r): r["final"]["test_accuracy"] for r in runs.values()
           if r["final"]["model"] == "cnn" and r["final"]["clip"] == "float"}
     sel = [r for r in runs.values() if r["final"]["model"] == "cnn" and mode_of(r) == "retrain"
-           and r["final"]["grad"] == "mad-pwl" and r["final"]["bits"] in (4, 3) and "_traj" not in r["run"]
+           and r["final"]["grad"] == "mad-pwl" and r["final"]["bits"] in (4, 3, 2) and "_traj" not in r["run"]
            and seed_of(r) in fl]
     seeds = sorted({seed_of(r) for r in sel})
     if len(seeds) < 2:
         return []
+    # a bit width is shown once at least two seeds have runs at it
+    bitw = [b for b in (4, 3, 2) if len({seed_of(r) for r in sel if r["final"]["bits"] == b}) > 1]
 
     def stat(v):
         n = len(v)
@@ -76,18 +79,19 @@ def seeds_table(runs, methods, tsv, doc):
 
     fv = [fl[s] for s in seeds]
     fmu, fsd, _, _ = stat(fv)
-    out = [f"### Clipping methods over seeds: cnn at 4 and 3 bits", "",
+    bnames = ", ".join(str(b) for b in bitw[:-1]) + f" and {bitw[-1]}" if len(bitw) > 1 else str(bitw[0])
+    out = [f"### Clipping methods over seeds: cnn at {bnames} bits", "",
            f"Each seed ({', '.join(seeds)}) trains its own float model and retrains every method from it "
            f"(2 epochs, MAD weight / PWL input gradients). Float over these seeds: {100 * fmu:.2f} ± "
            f"{100 * fsd:.2f}% ({', '.join(fmt_pct(x) for x in fv)}). Cells: mean ± sample standard deviation of "
            "the test accuracy over the seeds that have the run (n), then the mean change from each seed's own "
            "float model and the range of that change, in points.", "",
-           "| clipping | 4 bits: acc % | n | change (range) | 3 bits: acc % | n | change (range) |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+           "| clipping | " + " | ".join(f"{b} bits: acc % | n | change (range)" for b in bitw) + " |",
+           "|---|" + "---:|---:|---:|" * len(bitw)]
     rows = []
     for m in methods:
         cells, row = [], [m]
-        for b in (4, 3):
+        for b in bitw:
             rr = [r for r in sel if r["final"]["bits"] == b and clip_matches(r["final"]["clip"], m)]
             if not rr:
                 cells += ["", "", ""]
@@ -106,13 +110,15 @@ def seeds_table(runs, methods, tsv, doc):
             out.append(lines_m)
     out.append("")
     with open(os.path.join(tsv, "seeds.tsv"), "w") as fh:
-        fh.write(f"# method\tmean4\tsd4\tn4\tmean3\tsd3\tn3\t(float mean {100 * fmu:.4f})\n")
+        fh.write("# method\t" + "\t".join(f"mean{b}\tsd{b}\tn{b}" for b in bitw) + f"\t(float mean {100 * fmu:.4f})\n")
         for i, r in enumerate(rows):
             fh.write("\t".join([r[0]] + r[1:]) + "\n")
     with open(os.path.join(tsv, "seeds_float.txt"), "w") as fh:
         fh.write(f"{100 * fmu:.4f}\n")
+    with open(os.path.join(tsv, "seeds_bits.txt"), "w") as fh:
+        fh.write(" ".join(str(b) for b in bitw) + "\n")
     if os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_seeds.png")):
-        out += ["![test accuracy over seeds, 4 and 3 bits](img/qat_seeds.png)", "",
+        out += [f"![test accuracy over seeds, {bnames} bits](img/qat_seeds.png)", "",
                 "Mean and sample standard deviation over the seeds (error bars); the dashed line is the float "
                 "models' mean.", ""]
     return out
