@@ -88,7 +88,11 @@ static inline float mag_of(float x, int is_unsigned) {
 }
 
 /* ---- OCTAV kernels (scalar reference in kernels.c, SIMD in kernels_*.c) --
- * All sums are in double. `mag` selects |x| (0) or max(x,0) (1). */
+ * All sums are in double. `is_unsigned` selects the magnitude: |x| (0),
+ * max(x,0) (1), or OCTAV_MAGS: x already holds magnitudes (non-negative, as
+ * the solver's compact copies and samples do), so both transforms are the
+ * identity and a kernel may skip them. */
+#define OCTAV_MAGS 2
 typedef struct {
     double sum;        /* sum of magnitudes                      */
     int64_t nnz;       /* magnitudes > 0                         */
@@ -103,7 +107,7 @@ typedef struct {
     void (*above)(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt);
     /* above() at t, and writes the magnitudes > tc (any tc) to out, order
      * kept; returns how many. out may equal x when x already holds
-     * magnitudes (pass is_unsigned = 0 then). */
+     * magnitudes (pass OCTAV_MAGS then). */
     int64_t (*above_compact)(const float *x, int64_t n, int is_unsigned, double t, double tc,
                              double *sum, int64_t *cnt, float *out);
     /* above_compact() plus the nnz and nonfinite fields of stats() in one

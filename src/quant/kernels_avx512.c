@@ -9,8 +9,14 @@
 
 static inline __m512 mag16(__m512 v, int is_unsigned) {
     /* max(0, v) keeps a NaN (the second operand is returned on NaN) */
+    if (is_unsigned == OCTAV_MAGS) return v;
     return is_unsigned ? _mm512_max_ps(_mm512_setzero_ps(), v) : _mm512_abs_ps(v);
 }
+
+/* The passes' bodies are compiled once per magnitude kind (a constant), so
+ * the loops carry no test of it and skip the transform on compact copies. */
+#define SPECIALISE(call_with_kind) \
+    (is_unsigned == OCTAV_MAGS ? call_with_kind(OCTAV_MAGS) : is_unsigned ? call_with_kind(1) : call_with_kind(0))
 
 static inline __mmask16 tail_mask(int64_t r) { return (__mmask16)((1u << r) - 1u); }
 static inline __mmask16 load_mask(int64_t i, int64_t n) { return n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i); }
@@ -26,8 +32,22 @@ static inline int64_t count_lanes(__m512i c) { return (int64_t)_mm512_reduce_add
  * that the out-of-order window alone keeps too few lines in flight (the
  * load stalls dominated the first pass before this; measured 16.5 -> 12.5
  * ms on 16M floats, one thread). Prefetching past the end is harmless. */
+#ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 256
+#endif
 static inline void prefetch_line(const float *p) { _mm_prefetch((const char *)(p + PREFETCH_AHEAD), _MM_HINT_T0); }
+
+/* COMPACTION STORES. On 16 full input lanes the compressed vector is
+ * stored whole (no mask; the lanes past the kept ones are garbage that the
+ * next store or the end of the copy covers): the output index k never
+ * exceeds the input index i, so the store stays inside the n floats the
+ * caller gave, and when the copy is made in place (out == x) it only
+ * overwrites input that this iteration has already loaded. Tails use a
+ * masked store. */
+
+/* Stores the lanes of m selected by kk at p, packed: whole (see COMPACTION
+ * STORES). */
+static inline void store_kept(float *p, __mmask16 kk, __m512 m) { _mm512_storeu_ps(p, _mm512_maskz_compress_ps(kk, m)); }
 
 /* Accumulators of one pass: sums of all / selected magnitudes and counts. */
 typedef struct {
@@ -117,15 +137,8 @@ static void stats_avx512(const float *x, int64_t n, int is_unsigned, octav_stats
         }                                                                           \
     } while (0)
 
-static void above_avx512(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt) {
-    if (n > KCHUNK) {
-        double a, b;
-        int64_t ca, cb;
-        above_avx512(x, KCHUNK, is_unsigned, t, &a, &ca);
-        above_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, t, &b, &cb);
-        *sum = a + b; *cnt = ca + cb;
-        return;
-    }
+static inline __attribute__((always_inline)) int above_body(const float *x, int64_t n, int is_unsigned, double t,
+                                                            double *sum, int64_t *cnt) {
     const __m512 tf = _mm512_set1_ps(float_floor_of(t));
     const __m512i minus1 = _mm512_set1_epi32(-1);
     acc_t a = acc_zero();
@@ -144,18 +157,26 @@ static void above_avx512(const float *x, int64_t n, int is_unsigned, double t, d
     }
     *sum = acc_sum(&a);
     *cnt = count_lanes(a.c0) + count_lanes(a.c1);
+    return 0;
 }
 
-static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, double t, double tc,
-                                    double *sum, int64_t *cnt, float *out) {
+static void above_avx512(const float *x, int64_t n, int is_unsigned, double t, double *sum, int64_t *cnt) {
     if (n > KCHUNK) {
         double a, b;
         int64_t ca, cb;
-        int64_t k = above_compact_avx512(x, KCHUNK, is_unsigned, t, tc, &a, &ca, out);
-        k += above_compact_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, t, tc, &b, &cb, out + k);
+        above_avx512(x, KCHUNK, is_unsigned, t, &a, &ca);
+        above_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, t, &b, &cb);
         *sum = a + b; *cnt = ca + cb;
-        return k;
+        return;
     }
+#define ABOVE_(kind) above_body(x, n, kind, t, sum, cnt)
+    (void)SPECIALISE(ABOVE_);
+#undef ABOVE_
+}
+
+static inline __attribute__((always_inline)) int64_t above_compact_body(const float *x, int64_t n, int is_unsigned,
+                                                                        double t, double tc, double *sum,
+                                                                        int64_t *cnt, float *out) {
     const __m512 tf = _mm512_set1_ps(float_floor_of(t)), cf = _mm512_set1_ps(float_floor_of(tc));
     const __m512i minus1 = _mm512_set1_epi32(-1);
     acc_t a = acc_zero();
@@ -168,9 +189,9 @@ static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, 
         ACC_SELECTED(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, 0);
         ACC_SELECTED(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, 1);
         int n0 = __builtin_popcount(k0), n1 = __builtin_popcount(k1);
-        _mm512_mask_storeu_ps(out + k, tail_mask(n0), _mm512_maskz_compress_ps(k0, m0));
+        store_kept(out + k, k0, m0);
         k += n0;
-        _mm512_mask_storeu_ps(out + k, tail_mask(n1), _mm512_maskz_compress_ps(k1, m1));
+        store_kept(out + k, k1, m1);
         k += n1;
     }
     for (; i < n; i += 16) {
@@ -187,6 +208,21 @@ static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, 
     return k;
 }
 
+static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, double t, double tc,
+                                    double *sum, int64_t *cnt, float *out) {
+    if (n > KCHUNK) {
+        double a, b;
+        int64_t ca, cb;
+        int64_t k = above_compact_avx512(x, KCHUNK, is_unsigned, t, tc, &a, &ca, out);
+        k += above_compact_avx512(x + KCHUNK, n - KCHUNK, is_unsigned, t, tc, &b, &cb, out + k);
+        *sum = a + b; *cnt = ca + cb;
+        return k;
+    }
+#define ABOVE_COMPACT_(kind) above_compact_body(x, n, kind, t, tc, sum, cnt, out)
+    return SPECIALISE(ABOVE_COMPACT_);
+#undef ABOVE_COMPACT_
+}
+
 /* The first pass of a cold solve (t = 0) on 16 full lanes: the sum of all
  * magnitudes straight from memory (no shuffles), the non-zero count, and
  * the compact copy; signed data finds NaN/Inf through the sum's finiteness. */
@@ -201,19 +237,19 @@ static inline void first16_cold(const float *p, __m512 cf, int is_unsigned, int 
     } else {
         knz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ);
     }
+    const __m512 m = mag16(v, is_unsigned);
     if (h) {
         a->c1 = _mm512_mask_sub_epi32(a->c1, knz, a->c1, minus1);
-        a->s2 = _mm512_add_pd(a->s2, mag8_pd(p, is_unsigned));
-        a->s3 = _mm512_add_pd(a->s3, mag8_pd(p + 8, is_unsigned));
+        a->s2 = _mm512_add_pd(a->s2, lo8(m));
+        a->s3 = _mm512_add_pd(a->s3, hi8(m));
     } else {
         a->c0 = _mm512_mask_sub_epi32(a->c0, knz, a->c0, minus1);
-        a->s0 = _mm512_add_pd(a->s0, mag8_pd(p, is_unsigned));
-        a->s1 = _mm512_add_pd(a->s1, mag8_pd(p + 8, is_unsigned));
+        a->s0 = _mm512_add_pd(a->s0, lo8(m));
+        a->s1 = _mm512_add_pd(a->s1, hi8(m));
     }
-    const __m512 m = mag16(v, is_unsigned);
     const __mmask16 kc = _mm512_cmp_ps_mask(m, cf, _CMP_GT_OQ);
     const int nk = __builtin_popcount(kc);
-    _mm512_mask_storeu_ps(out + *k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
+    store_kept(out + *k, kc, m);
     *k += nk;
 }
 
@@ -229,7 +265,8 @@ static inline void first16(__m512 v, __mmask16 lm, __m512 tf, __m512 cf, int is_
     ACC_SELECTED(*a, ka, m, h);
     __mmask16 kc = _mm512_mask_cmp_ps_mask(lm, m, cf, _CMP_GT_OQ);
     int nk = __builtin_popcount(kc);
-    _mm512_mask_storeu_ps(out + *k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
+    if (lm == 0xffff) store_kept(out + *k, kc, m);
+    else _mm512_mask_storeu_ps(out + *k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
     *k += nk;
 }
 

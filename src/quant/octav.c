@@ -8,13 +8,14 @@
  *
  * Fast solver: one pass takes the group's statistics (non-zero count, sum,
  * max, finiteness). Every later step needs the sum and count of magnitudes
- * above s_n only; each step copies the magnitudes above 15/16 s_n (or a
- * sampled lower bound of s_{n+1}) into a workspace (order kept), so the next
- * steps read a shrinking compact copy instead of the tensor. On a large
- * group the bounds come from a sample of the group (the start's lower bound
- * for the first pass's copy, then a lower bound of each next iterate); a
- * step below the copy's bound goes back to the tensor, so a misleading
- * sample costs time, never exactness. Sums are in double over fixed pieces
+ * above s_n only; each step copies the magnitudes above a guessed lower
+ * bound of s_{n+1} (at least 15/16 s_n) into a workspace (order kept), so
+ * the next steps read a shrinking compact copy instead of the tensor. On a
+ * large group the bounds come from a sample of the group (the start's lower
+ * bound for the first pass's copy, then a lower bound of each next iterate);
+ * on a small one (a channel) from the worker's last group: 0.8 of its start,
+ * and 0.9 of its ratios s_{n+1}/s_n. A step below the copy's bound goes back
+ * to the tensor, so a misleading guess costs time, never exactness. Sums are in double over fixed pieces
  * combined in piece order, so the result does not depend on the thread
  * count. */
 #include "internal.h"
@@ -240,7 +241,7 @@ typedef struct {
 static void step_piece(fast_ctx *f, int64_t k, int from_buf, int recompact, double nb, double s) {
     const float *in = from_buf ? f->buf + f->off[k] : f->src[k];
     int64_t n = from_buf ? f->cnt[k] : f->len[k];
-    int uns = from_buf ? 0 : f->uns;
+    int uns = from_buf ? OCTAV_MAGS : f->uns;
     if (recompact) f->cnt[k] = f->K->above_compact(in, n, uns, s, nb, &f->dpart[k], &f->npart[k], f->buf + f->off[k]);
     else f->K->above(in, n, uns, s, &f->dpart[k], &f->npart[k]);
 }
@@ -251,7 +252,7 @@ static void step_piece(fast_ctx *f, int64_t k, int from_buf, int recompact, doub
 static int sample_next_bound(const fast_ctx *f, double t, double *out) {
     double S;
     int64_t n1;
-    f->K->above(f->smp, f->nsmp, 0, t, &S, &n1);
+    f->K->above(f->smp, f->nsmp, OCTAV_MAGS, t, &S, &n1);
     if (n1 < 16) return 0;
     *out = S / (f->c * (double)(f->nsmp - n1) + (double)n1) * (1.0 - 4.0 / sqrt((double)n1) - 0.02);
     return 1;
@@ -302,7 +303,7 @@ static double fast_min_above(void *vctx, double s) {
         const float *in = from_buf ? f->buf + f->off[k] : f->src[k];
         int64_t n = from_buf ? f->cnt[k] : f->len[k];
         for (int64_t i = 0; i < n; i++) {
-            double m = mag_of(in[i], from_buf ? 0 : f->uns);
+            double m = mag_of(in[i], from_buf ? OCTAV_MAGS : f->uns);
             if (m > s && m < best) best = m;
         }
     }
@@ -344,7 +345,7 @@ static double predict_start_bound(fast_ctx *f, int64_t n) {
     const int64_t ns = f->nsmp;
     if (ns < 64) { f->nsmp = 0; return -1.0; }
     octav_stats st;
-    f->K->stats(f->smp, ns, 0, &st);
+    f->K->stats(f->smp, ns, OCTAV_MAGS, &st);
     const double mu = st.sum / (double)ns;
     double q[4] = {0, 0, 0, 0};
     int64_t i = 0;
