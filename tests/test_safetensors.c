@@ -9,6 +9,7 @@
 #include "test_io.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define FIX OCTAV_FIXTURES "/io/"
@@ -344,6 +345,92 @@ static void test_truncations_fail(void) {
     free(b);
 }
 
+/* One named tensor read from the file equals the same tensor of a full
+ * read; other names load nothing; the metadata comes along. */
+static void test_read_named(void) {
+    octav_safetensors all;
+    CHECK(octav_safetensors_read(FIX "st_mixed.safetensors", &all) == OCTAV_OK);
+    for (int i = 0; i < all.ntensors; i++) {
+        octav_safetensors one;
+        const octav_tensor *a = &all.tensors[i];
+        octav_status s = octav_safetensors_read_named(FIX "st_mixed.safetensors", a->name, &one);
+        CHECK_MSG(s == OCTAV_OK, "%s: %s", a->name, octav_last_error());
+        CHECK_EQ_INT(one.ntensors, 1);
+        CHECK_EQ_INT(one.nmeta, 2);
+        if (s == OCTAV_OK && one.ntensors == 1) {
+            const octav_tensor *t = &one.tensors[0];
+            CHECK(!strcmp(t->name, a->name) && t->dtype == a->dtype && t->shape.ndim == a->shape.ndim);
+            check_bits(t->data, a->data, octav_shape_numel(&a->shape), a->name);
+        }
+        octav_safetensors_free(&one);
+    }
+    const char *none[] = {"ints_i64", "nope", ""};
+    for (int i = 0; i < 3; i++) {
+        octav_safetensors st;
+        CHECK(octav_safetensors_read_named(FIX "st_mixed.safetensors", none[i], &st) == OCTAV_OK);
+        CHECK_EQ_INT(st.ntensors, 0);
+        octav_safetensors_free(&st);
+    }
+    octav_safetensors_free(&all);
+}
+
+/* Files cut at every length, read from disk (all tensors and one named
+ * tensor): every cut is an error, never a crash or a partial result. */
+static void test_file_truncations_fail(void) {
+    size_t len;
+    unsigned char *b = slurp(FIX "st_mixed.safetensors", &len);
+    char path[256];
+    snprintf(path, sizeof path, "%s/cut.safetensors", g_dir);
+    for (size_t n = 0; b && n < len; n++) {
+        FILE *f = fopen(path, "wb");
+        CHECK(f != NULL);
+        if (!f) break;
+        CHECK(fwrite(b, 1, n, f) == n);
+        fclose(f);
+        octav_safetensors st;
+        octav_status s = octav_safetensors_read(path, &st);
+        CHECK_MSG(s != OCTAV_OK && st.tensors == NULL, "cut to %zu bytes was accepted", n);
+        if (s == OCTAV_OK) octav_safetensors_free(&st);
+        s = octav_safetensors_read_named(path, "a_f32", &st);
+        CHECK_MSG(s != OCTAV_OK && st.tensors == NULL, "cut to %zu bytes was accepted (named)", n);
+        CHECK(strstr(octav_last_error(), path) != NULL);
+        if (s == OCTAV_OK) octav_safetensors_free(&st);
+    }
+    unlink(path);
+    free(b);
+}
+
+/* A pipe is not a regular file: it is read whole, with the same result. */
+static void test_read_from_pipe(void) {
+    size_t len;
+    unsigned char *b = slurp(FIX "st_mixed.safetensors", &len);
+    char path[256];
+    snprintf(path, sizeof path, "%s/pipe.safetensors", g_dir);
+    CHECK(b && mkfifo(path, 0600) == 0);
+    if (!b) return;
+    for (int named = 0; named <= 1; named++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            FILE *f = fopen(path, "wb");
+            size_t w = f ? fwrite(b, 1, len, f) : 0;
+            if (f) fclose(f);
+            _exit(w == len ? 0 : 1);
+        }
+        octav_safetensors st;
+        octav_status s = named ? octav_safetensors_read_named(path, "m_f16", &st) : octav_safetensors_read(path, &st);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK_MSG(s == OCTAV_OK, "%s", octav_last_error());
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK_EQ_INT(st.ntensors, named ? 1 : 6);
+        if (s == OCTAV_OK && named && st.ntensors == 1) CHECK(!strcmp(st.tensors[0].name, "m_f16"));
+        octav_safetensors_free(&st);
+    }
+    unlink(path);
+    free(b);
+}
+
 static void test_random_byte_flips(void) {
     size_t len;
     unsigned char *b = slurp(FIX "st_mixed.safetensors", &len);
@@ -390,6 +477,18 @@ static void test_allocation_failures(void) {
     }
     CHECK(reached_ok);
     free(b);
+    reached_ok = 0;
+    for (g_fail_at = 0; g_fail_at < 100 && !reached_ok; g_fail_at++) {
+        g_count = 0;
+        octav_set_allocator(failing_alloc, counting_free, NULL);
+        octav_safetensors st;
+        octav_status s = octav_safetensors_read(FIX "st_mixed.safetensors", &st);
+        octav_set_allocator(NULL, NULL, NULL);
+        CHECK_MSG(s == OCTAV_OK || s == OCTAV_ENOMEM, "file read, failing allocation %d: %d", g_fail_at, s);
+        reached_ok = s == OCTAV_OK;
+        octav_safetensors_free(&st);
+    }
+    CHECK(reached_ok);
 
     float x[3] = {1, 2, 3};
     octav_tensor ts[2] = {{"x", {1, {3}}, OCTAV_DTYPE_F32, x}, {"y", {1, {2}}, OCTAV_DTYPE_F32, x}};
@@ -425,6 +524,9 @@ int main(void) {
     RUN(test_bad_headers);
     RUN(test_bad_framing);
     RUN(test_truncations_fail);
+    RUN(test_read_named);
+    RUN(test_file_truncations_fail);
+    RUN(test_read_from_pipe);
     RUN(test_random_byte_flips);
     RUN(test_allocation_failures);
     rmdir(g_dir);

@@ -69,6 +69,12 @@ typedef struct {
 /* Reads every floating tensor. Integer/bool tensors are validated, counted
  * in nskipped and not loaded. */
 octav_status octav_safetensors_read(const char *path, octav_safetensors *out);
+/* As octav_safetensors_read, but loads only the floating tensor `name`
+ * (NULL: all of them); the whole header is still checked. Only the header
+ * and that tensor's bytes are read, so one tensor of a large file costs what
+ * the tensor costs. A file without a floating tensor of that name gives
+ * OCTAV_OK with ntensors 0. */
+octav_status octav_safetensors_read_named(const char *path, const char *name, octav_safetensors *out);
 octav_status octav_safetensors_read_mem(const void *buf, size_t len,
                                         octav_safetensors *out);
 void octav_safetensors_free(octav_safetensors *st);

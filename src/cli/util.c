@@ -88,7 +88,7 @@ int cli_load_tensors(const char *arg, cli_tensor **list, int *n) {
         }
     } else {
         octav_safetensors st;
-        if (octav_safetensors_read(path, &st) != OCTAV_OK) {
+        if (octav_safetensors_read_named(path, name, &st) != OCTAV_OK) {
             cli_error(path);
             ok = 0;
         } else {

@@ -22,22 +22,15 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-static octav_status io_error(const char *what, const char *path, int err) {
+octav_status octav_io_errno(const char *what, const char *path, int err) {
     char msg[160];
     if (strerror_r(err, msg, sizeof msg) != 0) snprintf(msg, sizeof msg, "error %d", err);
     return octav_set_error(OCTAV_EIO, "%s '%s': %s", what, path, msg);
 }
 
-octav_status octav_read_file(const char *path, unsigned char **buf, size_t *len) {
-    if (!path || !buf || !len)
-        return octav_set_error(OCTAV_EINVAL, "octav_read_file: NULL argument");
+octav_status octav_io_read_fd(int fd, const char *path, unsigned char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
-    int fd;
-    do fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) return io_error("cannot open", path, errno);
-
     size_t cap = 4096, n = 0;
     struct stat sb;
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
@@ -71,7 +64,7 @@ octav_status octav_read_file(const char *path, unsigned char **buf, size_t *len)
             int err = errno;
             octav_free(p);
             close(fd);
-            return io_error("cannot read", path, err);
+            return octav_io_errno("cannot read", path, err);
         }
         if (r == 0) break;
         n += (size_t)r;
@@ -80,6 +73,18 @@ octav_status octav_read_file(const char *path, unsigned char **buf, size_t *len)
     *buf = p;
     *len = n;
     return OCTAV_OK;
+}
+
+octav_status octav_read_file(const char *path, unsigned char **buf, size_t *len) {
+    if (!path || !buf || !len)
+        return octav_set_error(OCTAV_EINVAL, "octav_read_file: NULL argument");
+    *buf = NULL;
+    *len = 0;
+    int fd;
+    do fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return octav_io_errno("cannot open", path, errno);
+    return octav_io_read_fd(fd, path, buf, len);
 }
 
 /* The process umask without changing it: Linux reports it in
@@ -133,7 +138,7 @@ octav_status octav_write_file_atomic(const char *path, const void *buf, size_t l
 
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        octav_status st = io_error("cannot create a temporary file for", path, errno);
+        octav_status st = octav_io_errno("cannot create a temporary file for", path, errno);
         octav_free(tmp);
         return st;
     }
@@ -170,7 +175,7 @@ octav_status octav_write_file_atomic(const char *path, const void *buf, size_t l
     if (what) {
         unlink(tmp);
         octav_free(tmp);
-        return io_error(what, path, err);
+        return octav_io_errno(what, path, err);
     }
     octav_free(tmp);
     sync_parent_dir(path);

@@ -67,6 +67,11 @@ void octav_io_convert(float *dst, const unsigned char *src, size_t n,
 
 /* Copy of s[0..n) plus a NUL, allocated with octav_malloc; NULL if out of memory. */
 char *octav_io_strndup(const char *s, size_t n);
+/* OCTAV_EIO with the message "WHAT 'PATH': strerror(err)". */
+octav_status octav_io_errno(const char *what, const char *path, int err);
+/* Reads an open descriptor to its end into a new buffer (octav_malloc) and
+ * closes it, also on failure. */
+octav_status octav_io_read_fd(int fd, const char *path, unsigned char **buf, size_t *len);
 /* Rewrites the current error message as "PATH: message"; returns st. */
 octav_status octav_io_prefix_error(octav_status st, const char *path);
 

@@ -10,15 +10,26 @@
  * order; other known dtypes are counted in nskipped. Gaps between tensors
  * are tolerated. The JSON is parsed by cJSON, whose allocations do not go
  * through octav_malloc; cJSON running out of memory reads as a bad header.
+ * A file is read in pieces: the header, then each loaded tensor's bytes
+ * (pread), so loading one named tensor of a large file costs that tensor,
+ * and memory holds the float32 copies only, not the raw file as well. A
+ * file that is not a regular file (a pipe) is read whole first.
  * The writer emits F32 tensors contiguously in the given order, "__metadata__"
  * first, and pads the header with spaces to a multiple of 8 bytes.
  * Leaves out memory mapping and writing dtypes other than F32. */
+#define _POSIX_C_SOURCE 200809L
+
 #include "half.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #define MAX_HEADER 100000000u /* the format's own limit on N */
 
@@ -115,6 +126,49 @@ static octav_status parse_entry(const cJSON *item, int index, uint64_t data_len,
     return OCTAV_OK;
 }
 
+/* Where the tensors' bytes come from: the data area in memory, or a file
+ * descriptor at offset base. */
+typedef struct {
+    const unsigned char *mem;
+    int fd;
+    uint64_t base;
+} data_src;
+
+/* Reads len bytes at off into p. Fails with EIO, or with EFORMAT naming
+ * `what` when the file ends first. */
+static octav_status pread_all(int fd, unsigned char *p, uint64_t len, uint64_t off, const char *what) {
+    uint64_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, p + got, (size_t)(len - got), (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return octav_io_errno("safetensors: cannot read", what, errno);
+        if (r == 0) return octav_set_error(OCTAV_EFORMAT, "safetensors: the file ends inside %s", what);
+        got += (uint64_t)r;
+    }
+    return OCTAV_OK;
+}
+
+/* Points *p at entry e's bytes; from a file they are read into *tmp (the
+ * caller frees it). */
+static octav_status src_bytes(const data_src *src, const entry *e, const unsigned char **p,
+                              unsigned char **tmp) {
+    *tmp = NULL;
+    if (src->mem) {
+        *p = src->mem + e->begin;
+        return OCTAV_OK;
+    }
+    const uint64_t len = e->end - e->begin;
+    if (len > (uint64_t)SIZE_MAX / 2)
+        return octav_set_error(OCTAV_ENOMEM, "safetensors: tensor '%.64s' is too large to read", e->name);
+    *tmp = octav_malloc(len ? (size_t)len : 1);
+    if (!*tmp) return octav_set_error(OCTAV_ENOMEM, "safetensors: out of memory");
+    char what[96];
+    snprintf(what, sizeof what, "tensor '%.64s'", e->name);
+    octav_status st = pread_all(src->fd, *tmp, len, src->base + e->begin, what);
+    *p = *tmp;
+    return st;
+}
+
 static int cmp_offset(const void *a, const void *b) {
     const entry *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -138,7 +192,9 @@ static int has_duplicate(const char **s, size_t n, const char **dup) {
     return 0;
 }
 
-static octav_status load(const cJSON *root, const unsigned char *data, uint64_t data_len,
+/* Checks every entry, then loads the floating tensors (only the one named
+ * `only` when that is not NULL). */
+static octav_status load(const cJSON *root, const data_src *src, uint64_t data_len, const char *only,
                          octav_safetensors *out) {
     int count = cJSON_GetArraySize(root), n = 0, index = 0, nfloat = 0;
     const cJSON *meta = NULL, *item;
@@ -212,7 +268,7 @@ static octav_status load(const cJSON *root, const unsigned char *data, uint64_t 
     out->nskipped = n - nfloat;
     for (int i = 0; i < n; i++) {
         const entry *e = &ents[i];
-        if (e->dt->fdt < 0) continue;
+        if (e->dt->fdt < 0 || (only && strcmp(e->name, only) != 0)) continue;
         octav_tensor *t = &out->tensors[out->ntensors];
         octav_dtype dt = (octav_dtype)e->dt->fdt;
         size_t numel = (size_t)((e->end - e->begin) / octav_io_dtype_size(dt));
@@ -222,7 +278,12 @@ static octav_status load(const cJSON *root, const unsigned char *data, uint64_t 
         if (!t->name || !t->data) goto oom;
         t->dtype = dt;
         t->shape = e->shape;
-        octav_io_convert(t->data, data + e->begin, numel, dt, 0);
+        const unsigned char *bytes = NULL;
+        unsigned char *tmp;
+        st = src_bytes(src, e, &bytes, &tmp);
+        if (!st) octav_io_convert(t->data, bytes, numel, dt, 0);
+        octav_free(tmp);
+        if (st) goto done;
     }
     if (meta) {
         cJSON_ArrayForEach(item, meta) {
@@ -241,22 +302,25 @@ done:
     return st;
 }
 
-octav_status octav_safetensors_read_mem(const void *buf, size_t len, octav_safetensors *out) {
-    if (!out) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_read_mem: NULL output");
-    memset(out, 0, sizeof *out);
-    if (!buf && len) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_read_mem: NULL buffer");
-    const unsigned char *b = buf;
+/* The 8-byte header length of a file of `len` bytes, checked. */
+static octav_status header_length(const unsigned char *b8, uint64_t len, uint64_t *n) {
     if (len < 8) return octav_set_error(OCTAV_EFORMAT, "safetensors: file shorter than 8 bytes");
-    uint64_t n = octav_io_ld64(b, 0);
-    if (n > MAX_HEADER || n > len - 8)
+    *n = octav_io_ld64(b8, 0);
+    if (*n > MAX_HEADER || *n > len - 8)
         return octav_set_error(OCTAV_EFORMAT,
                                "safetensors: header length %llu exceeds the file or the format's limit",
-                               (unsigned long long)n);
-    if (n < 2 || b[8] != '{')
+                               (unsigned long long)*n);
+    return OCTAV_OK;
+}
+
+/* Parses the n-byte JSON header h, checks it and loads from src. */
+static octav_status parse_and_load(const unsigned char *h, uint64_t n, const data_src *src, uint64_t data_len,
+                                   const char *only, octav_safetensors *out) {
+    if (n < 2 || h[0] != '{')
         return octav_set_error(OCTAV_EFORMAT, "safetensors: header is not a JSON object");
-    if (memchr(b + 8, 0, (size_t)n))
+    if (memchr(h, 0, (size_t)n))
         return octav_set_error(OCTAV_EFORMAT, "safetensors: NUL byte in the header");
-    char *text = octav_io_strndup((const char *)b + 8, (size_t)n);
+    char *text = octav_io_strndup((const char *)h, (size_t)n);
     if (!text) return octav_set_error(OCTAV_ENOMEM, "safetensors: out of memory");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, (size_t)n, &end, 0);
@@ -270,7 +334,7 @@ octav_status octav_safetensors_read_mem(const void *buf, size_t len, octav_safet
         if (end != text + n || !cJSON_IsObject(root))
             st = octav_set_error(OCTAV_EFORMAT, "safetensors: header is not one JSON object");
         else
-            st = load(root, b + 8 + n, len - 8 - n, out);
+            st = load(root, src, data_len, only, out);
     }
     cJSON_Delete(root);
     octav_free(text);
@@ -278,16 +342,67 @@ octav_status octav_safetensors_read_mem(const void *buf, size_t len, octav_safet
     return st;
 }
 
-octav_status octav_safetensors_read(const char *path, octav_safetensors *out) {
+static octav_status read_mem(const void *buf, size_t len, const char *only, octav_safetensors *out) {
+    const unsigned char *b = buf;
+    uint64_t n;
+    octav_status st = header_length(b, len, &n);
+    if (st) return st;
+    const data_src src = {b + 8 + n, -1, 0};
+    return parse_and_load(b + 8, n, &src, len - 8 - n, only, out);
+}
+
+octav_status octav_safetensors_read_mem(const void *buf, size_t len, octav_safetensors *out) {
+    if (!out) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_read_mem: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!buf && len) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_read_mem: NULL buffer");
+    return read_mem(buf, len, NULL, out);
+}
+
+static octav_status read_fd(int fd, uint64_t size, const char *only, octav_safetensors *out) {
+    unsigned char b8[8] = {0};
+    uint64_t n;
+    octav_status st = size < 8 ? header_length(b8, size, &n) : pread_all(fd, b8, 8, 0, "the header length");
+    if (st || (st = header_length(b8, size, &n))) return st;
+    unsigned char *h = octav_malloc(n ? (size_t)n : 1);
+    if (!h) return octav_set_error(OCTAV_ENOMEM, "safetensors: out of memory");
+    st = pread_all(fd, h, n, 8, "the header");
+    if (!st) {
+        const data_src src = {NULL, fd, 8 + n};
+        st = parse_and_load(h, n, &src, size - 8 - n, only, out);
+    }
+    octav_free(h);
+    return st;
+}
+
+octav_status octav_safetensors_read_named(const char *path, const char *name, octav_safetensors *out) {
     if (!out) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_read: NULL output");
     memset(out, 0, sizeof *out);
-    unsigned char *buf;
-    size_t len;
-    octav_status st = octav_read_file(path, &buf, &len);
-    if (st) return st;
-    st = octav_safetensors_read_mem(buf, len, out);
-    octav_free(buf);
+    if (!path) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_read: NULL path");
+    int fd;
+    do fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return octav_io_errno("cannot open", path, errno);
+    struct stat sb;
+    octav_status st;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        st = read_fd(fd, (uint64_t)sb.st_size, name, out);
+        close(fd);
+    } else {
+        /* a pipe or device: read it whole (from this descriptor: a pipe
+         * cannot be opened twice) */
+        unsigned char *buf;
+        size_t len;
+        st = octav_io_read_fd(fd, path, &buf, &len);
+        if (st) return st;
+        st = read_mem(buf, len, name, out);
+        octav_free(buf);
+    }
+    if (st) octav_safetensors_free(out);
     return st ? octav_io_prefix_error(st, path) : OCTAV_OK;
+}
+
+octav_status octav_safetensors_read(const char *path, octav_safetensors *out) {
+    return octav_safetensors_read_named(path, NULL, out);
 }
 
 void octav_safetensors_free(octav_safetensors *st) {
