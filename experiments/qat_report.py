@@ -199,7 +199,7 @@ def main():
         bits = sorted({r["final"]["bits"] for r in sel}, reverse=True)
         lines += [f"### Clipping methods: {model}, retrained from float (seed 1, {fmt_pct(fa)}%)", "",
                   "Test accuracy %, change from float in points; MAD weight / PWL input gradients, "
-                  f"{sel[0]['final']['epochs']} epochs of retraining.", "",
+                  f"{sel[0]['final']['epochs']} epoch{'s' if sel[0]['final']['epochs'] != 1 else ''} of retraining.", "",
                   "| clipping | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
         for m in methods:
             cells, label = [], m
