@@ -32,9 +32,7 @@ static inline int64_t count_lanes(__m512i c) { return (int64_t)_mm512_reduce_add
  * that the out-of-order window alone keeps too few lines in flight (the
  * load stalls dominated the first pass before this; measured 16.5 -> 12.5
  * ms on 16M floats, one thread). Prefetching past the end is harmless. */
-#ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 256
-#endif
 static inline void prefetch_line(const float *p) { _mm_prefetch((const char *)(p + PREFETCH_AHEAD), _MM_HINT_T0); }
 
 /* COMPACTION STORES. On 16 full input lanes the compressed vector is
@@ -137,6 +135,7 @@ static void stats_avx512(const float *x, int64_t n, int is_unsigned, octav_stats
         }                                                                           \
     } while (0)
 
+/* above() for one magnitude kind; returns 0 (SPECIALISE takes expressions). */
 static inline __attribute__((always_inline)) int above_body(const float *x, int64_t n, int is_unsigned, double t,
                                                             double *sum, int64_t *cnt) {
     const __m512 tf = _mm512_set1_ps(float_floor_of(t));
@@ -224,8 +223,9 @@ static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, 
 }
 
 /* The first pass of a cold solve (t = 0) on 16 full lanes: the sum of all
- * magnitudes straight from memory (no shuffles), the non-zero count, and
- * the compact copy; signed data finds NaN/Inf through the sum's finiteness. */
+ * magnitudes (converted from the register that the compaction uses too),
+ * the non-zero count, and the compact copy; signed data finds NaN/Inf
+ * through the sum's finiteness. */
 static inline void first16_cold(const float *p, __m512 cf, int is_unsigned, int h, acc_t *a, __m512i *bm,
                                 float *out, int64_t *k) {
     const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
