@@ -188,6 +188,7 @@ def main():
 
     # the clipping grid: retraining from the seed-1 float model, per model
     methods = ("octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq")
+    grid_models = []
     for model in ("cnn", "resnet20", "mobilenetv2"):
         fl = [r for r in runs.values() if r["final"]["model"] == model and r["final"]["clip"] == "float"
               and seed_of(r) == "1"]
@@ -201,6 +202,7 @@ def main():
                   "Test accuracy %, change from float in points; MAD weight / PWL input gradients, "
                   f"{sel[0]['final']['epochs']} epoch{'s' if sel[0]['final']['epochs'] != 1 else ''} of retraining.", "",
                   "| clipping | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+        change = {}   # (method, bits) -> change from float, points
         for m in methods:
             cells, label = [], m
             for b in bits:
@@ -209,9 +211,23 @@ def main():
                 cells.append(f"{fmt_pct(a_)} ({100 * (a_ - fa):+.2f})" if rr else "")
                 if rr:
                     label = rr[0]["final"]["clip"]
+                    change[m, b] = 100 * (a_ - fa)
             if any(cells):
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+        # TSV for experiments/plot_grid.gp: one row per bit width, one column per method
+        with open(os.path.join(tsv, f"grid_{model}.tsv"), "w") as fh:
+            fh.write("bits\t" + "\t".join(methods) + "\n")
+            for b in bits:
+                fh.write(f"{b}\t" + "\t".join(f"{change[m, b]:.4f}" if (m, b) in change else "NaN"
+                                                for m in methods) + "\n")
+        grid_models.append(model)
+    with open(os.path.join(tsv, "grid_models.txt"), "w") as fh:
+        fh.write(" ".join(grid_models) + "\n")
+    if grid_models and os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_grid.png")):
+        lines += ["![change from float by bit width and clipping method](img/qat_grid.png)", "",
+                  "The tables above as a figure: change of test accuracy from each model's float model (seed 1), "
+                  "in points, against the bit width.", ""]
 
     lines += seeds_table(runs, methods, tsv, doc)
 
