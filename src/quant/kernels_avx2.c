@@ -15,9 +15,12 @@ static inline __m256i lanes_below(int64_t r) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r < 8 ? r : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* Software prefetch 1 KB ahead, once per 64-byte line (see kernels_avx512.c). */
-static inline void prefetch_ahead(const float *x, int64_t i) {
-    if (!(i & 15)) _mm_prefetch((const char *)(x + i + 256), _MM_HINT_T0);
+/* Software prefetch 1 KB ahead, once per 64-byte line (see kernels_avx512.c).
+ * always_inline: GCC 12 otherwise splits the test into a separate function
+ * (partial inlining), judges it free of side effects and deletes its calls,
+ * so no prefetch was left in the binary. */
+static inline __attribute__((always_inline)) void prefetch_ahead(const float *x, int64_t i) {
+    if (!(i & 15)) __builtin_prefetch(x + i + 256, 0, 3);
 }
 
 static inline __m256 load_part(const float *p, int64_t r) {
