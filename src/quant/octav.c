@@ -15,9 +15,9 @@
  * bound for the first pass's copy, then a lower bound of each next iterate);
  * on a small one (a channel) from the worker's last group: 0.8 of its start,
  * and 0.9 of its ratios s_{n+1}/s_n. A step below the copy's bound goes back
- * to the tensor, so a misleading guess costs time, never exactness. Sums are in double over fixed pieces
- * combined in piece order, so the result does not depend on the thread
- * count. */
+ * to the tensor, so a misleading guess costs time, never exactness. Sums are
+ * in double over fixed pieces combined in piece order, so the result does
+ * not depend on the thread count. */
 #include "internal.h"
 
 #include <omp.h>
