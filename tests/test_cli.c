@@ -162,12 +162,77 @@ static void test_bad_inputs(void) {
     free(o); free(e);
 }
 
+static int count_of(const char *hay, const char *needle) {
+    int c = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) c++;
+    return c;
+}
+
+/* A pipe (/dev/stdin) gives the same results as the file; FILE:NAME picks one
+ * tensor from it; a bad file's message names it once. */
+static void test_stdin_and_messages(void) {
+    char pn[300], ps[300], pt[300], args[1024];
+    snprintf(pn, sizeof pn, "%s/s.npy", tmpdir);
+    snprintf(ps, sizeof ps, "%s/two.safetensors", tmpdir);
+    snprintf(pt, sizeof pt, "%s/cut.safetensors", tmpdir);
+    float v[6] = {1, -2, 3, 0.5f, -0.25f, 4}, w[4] = {0.1f, -0.7f, 0.3f, 2.0f};
+    octav_shape shp = {2, {2, 3}};
+    CHECK(octav_npy_write(pn, &shp, v) == OCTAV_OK);
+    octav_tensor ts[2] = {{"a", {2, {2, 3}}, OCTAV_DTYPE_F32, v}, {"b", {1, {4}}, OCTAV_DTYPE_F32, w}};
+    CHECK(octav_safetensors_write(ps, ts, 2, NULL, 0) == OCTAV_OK);
+    char *o1, *e1, *o2, *e2;
+    /* .npy from a file and through a pipe: the same JSON but for the label */
+    snprintf(args, sizeof args, "clip --json --method octav,max %s", pn);
+    CHECK_EQ_INT(run(args, &o1, &e1), 0);
+    snprintf(args, sizeof args, "clip --json --method octav,max /dev/stdin < %s", pn);
+    CHECK_EQ_INT(run(args, &o2, &e2), 0);
+    cJSON *d1 = cJSON_Parse(o1), *d2 = cJSON_Parse(o2);
+    cJSON *r1 = d1 ? cJSON_GetObjectItem(d1, "results") : NULL, *r2 = d2 ? cJSON_GetObjectItem(d2, "results") : NULL;
+    CHECK(r1 && r2 && cJSON_GetArraySize(r1) == 2 && cJSON_GetArraySize(r2) == 2);
+    for (int i = 0; r1 && r2 && i < 2; i++) {
+        cJSON *a = cJSON_GetArrayItem(r1, i), *b = cJSON_GetArrayItem(r2, i);
+        CHECK(!strcmp(cJSON_GetObjectItem(b, "tensor")->valuestring, "/dev/stdin"));
+        CHECK(cJSON_Compare(cJSON_GetObjectItem(a, "scales"), cJSON_GetObjectItem(b, "scales"), 1));
+        CHECK(cJSON_GetObjectItem(a, "mse")->valuedouble == cJSON_GetObjectItem(b, "mse")->valuedouble);
+    }
+    cJSON_Delete(d1); cJSON_Delete(d2);
+    free(o1); free(e1); free(o2); free(e2);
+    /* one tensor of a safetensors file through a pipe */
+    snprintf(args, sizeof args, "clip --json --method max /dev/stdin:b < %s", ps);
+    CHECK_EQ_INT(run(args, &o1, &e1), 0);
+    d1 = cJSON_Parse(o1);
+    r1 = d1 ? cJSON_GetObjectItem(d1, "results") : NULL;
+    CHECK(r1 && cJSON_GetArraySize(r1) == 1);
+    if (r1 && cJSON_GetArraySize(r1) == 1) {
+        cJSON *a = cJSON_GetArrayItem(r1, 0);
+        CHECK(!strcmp(cJSON_GetObjectItem(a, "tensor")->valuestring, "/dev/stdin:b"));
+        CHECK(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "scales"), 0)->valuedouble == 2.0);
+    }
+    cJSON_Delete(d1);
+    free(o1); free(e1);
+    /* a cut file: one line that names it once */
+    unsigned char *buf;
+    size_t len;
+    CHECK(octav_read_file(ps, &buf, &len) == OCTAV_OK);
+    write_bytes(pt, buf, len - 3);
+    octav_free(buf);
+    const char *forms[2] = {"clip --json %s", "clip --json %s:a"};
+    for (int i = 0; i < 2; i++) {
+        char a[400];
+        snprintf(a, sizeof a, forms[i], pt);
+        CHECK_EQ_INT(run(a, &o1, &e1), 1);
+        CHECK_MSG(count_of(e1, "cut.safetensors") == 1, "'%s': %s", a, e1);
+        free(o1); free(e1);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/octav_test_cli_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     RUN(test_help_and_usage);
     RUN(test_json_matches_library);
     RUN(test_bad_inputs);
+    RUN(test_stdin_and_messages);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -77,19 +77,38 @@ int cli_load_tensors(const char *arg, cli_tensor **list, int *n) {
         return 0;
     }
     int ok = 1;
-    if (is_npy(path)) {
+    /* a pipe or device (/dev/stdin) can be read once: read it whole here and
+     * tell the format by the magic in memory; a regular file is read by the
+     * readers themselves (a safetensors file only in the parts it needs).
+     * The readers' messages name the file already. */
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    const int regular = S_ISREG(sb.st_mode);
+    if (!regular && octav_read_file(path, &buf, &len) != OCTAV_OK) {
+        cli_errorf("%s", octav_last_error());
+        free(path);
+        return 0;
+    }
+    if (regular ? is_npy(path) : len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0) {
         if (name) {
             cli_errorf("%s: a .npy file holds one tensor; ':%s' names none", arg, name);
             ok = 0;
         } else {
             octav_tensor t;
-            if (octav_npy_read(path, &t) != OCTAV_OK) { cli_error(path); ok = 0; }
-            else ok = push(list, n, path, &t);
+            if (regular ? octav_npy_read(path, &t) != OCTAV_OK : octav_npy_read_mem(buf, len, &t) != OCTAV_OK) {
+                if (regular) cli_errorf("%s", octav_last_error());
+                else cli_error(path);
+                ok = 0;
+            } else {
+                ok = push(list, n, path, &t);
+            }
         }
     } else {
         octav_safetensors st;
-        if (octav_safetensors_read_named(path, name, &st) != OCTAV_OK) {
-            cli_error(path);
+        if (regular ? octav_safetensors_read_named(path, name, &st) != OCTAV_OK
+                    : octav_safetensors_read_mem(buf, len, &st) != OCTAV_OK) {
+            if (regular) cli_errorf("%s", octav_last_error());
+            else cli_error(path);
             ok = 0;
         } else {
             int found = 0;
@@ -108,6 +127,7 @@ int cli_load_tensors(const char *arg, cli_tensor **list, int *n) {
             octav_safetensors_free(&st);
         }
     }
+    octav_free(buf);
     free(path);
     return ok;
 }
