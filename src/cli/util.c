@@ -49,6 +49,9 @@ static int push(cli_tensor **list, int *n, const char *label, octav_tensor *t) {
     return 1;
 }
 
+/* 1 if the n bytes at b start with the .npy magic. */
+static int npy_magic(const unsigned char *b, size_t n) { return n >= 6 && memcmp(b, "\x93NUMPY", 6) == 0; }
+
 /* 1 if the file starts with the .npy magic. */
 static int is_npy(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -56,7 +59,14 @@ static int is_npy(const char *path) {
     unsigned char m[6] = {0};
     size_t got = fread(m, 1, 6, f);
     fclose(f);
-    return got == 6 && memcmp(m, "\x93NUMPY", 6) == 0;
+    return npy_magic(m, got);
+}
+
+/* A reader's failure: from a path its message names the file already; from
+ * memory it is prefixed with the path. */
+static void load_error(int from_path, const char *path) {
+    if (from_path) cli_errorf("%s", octav_last_error());
+    else cli_error(path);
 }
 
 int cli_load_tensors(const char *arg, cli_tensor **list, int *n) {
@@ -89,15 +99,14 @@ int cli_load_tensors(const char *arg, cli_tensor **list, int *n) {
         free(path);
         return 0;
     }
-    if (regular ? is_npy(path) : len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0) {
+    if (regular ? is_npy(path) : npy_magic(buf, len)) {
         if (name) {
             cli_errorf("%s: a .npy file holds one tensor; ':%s' names none", arg, name);
             ok = 0;
         } else {
             octav_tensor t;
             if (regular ? octav_npy_read(path, &t) != OCTAV_OK : octav_npy_read_mem(buf, len, &t) != OCTAV_OK) {
-                if (regular) cli_errorf("%s", octav_last_error());
-                else cli_error(path);
+                load_error(regular, path);
                 ok = 0;
             } else {
                 ok = push(list, n, path, &t);
@@ -107,8 +116,7 @@ int cli_load_tensors(const char *arg, cli_tensor **list, int *n) {
         octav_safetensors st;
         if (regular ? octav_safetensors_read_named(path, name, &st) != OCTAV_OK
                     : octav_safetensors_read_mem(buf, len, &st) != OCTAV_OK) {
-            if (regular) cli_errorf("%s", octav_last_error());
-            else cli_error(path);
+            load_error(regular, path);
             ok = 0;
         } else {
             int found = 0;

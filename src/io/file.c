@@ -75,16 +75,20 @@ octav_status octav_io_read_fd(int fd, const char *path, unsigned char **buf, siz
     return OCTAV_OK;
 }
 
+octav_status octav_io_open_read(const char *path, int *fd) {
+    do *fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (*fd < 0 && errno == EINTR);
+    return *fd < 0 ? octav_io_errno("cannot open", path, errno) : OCTAV_OK;
+}
+
 octav_status octav_read_file(const char *path, unsigned char **buf, size_t *len) {
     if (!path || !buf || !len)
         return octav_set_error(OCTAV_EINVAL, "octav_read_file: NULL argument");
     *buf = NULL;
     *len = 0;
     int fd;
-    do fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) return octav_io_errno("cannot open", path, errno);
-    return octav_io_read_fd(fd, path, buf, len);
+    octav_status st = octav_io_open_read(path, &fd);
+    return st ? st : octav_io_read_fd(fd, path, buf, len);
 }
 
 /* The process umask without changing it: Linux reports it in

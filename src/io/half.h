@@ -69,6 +69,8 @@ void octav_io_convert(float *dst, const unsigned char *src, size_t n,
 char *octav_io_strndup(const char *s, size_t n);
 /* OCTAV_EIO with the message "WHAT 'PATH': strerror(err)". */
 octav_status octav_io_errno(const char *what, const char *path, int err);
+/* Opens path read-only (retrying on EINTR); OCTAV_EIO naming it on failure. */
+octav_status octav_io_open_read(const char *path, int *fd);
 /* Reads an open descriptor to its end into a new buffer (octav_malloc) and
  * closes it, also on failure. */
 octav_status octav_io_read_fd(int fd, const char *path, unsigned char **buf, size_t *len);

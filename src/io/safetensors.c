@@ -23,7 +23,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,7 +360,7 @@ octav_status octav_safetensors_read_mem(const void *buf, size_t len, octav_safet
 static octav_status read_fd(int fd, uint64_t size, const char *only, octav_safetensors *out) {
     unsigned char b8[8] = {0};
     uint64_t n;
-    octav_status st = size < 8 ? header_length(b8, size, &n) : pread_all(fd, b8, 8, 0, "the header length");
+    octav_status st = size >= 8 ? pread_all(fd, b8, 8, 0, "the header length") : OCTAV_OK;
     if (st || (st = header_length(b8, size, &n))) return st;
     unsigned char *h = octav_malloc(n ? (size_t)n : 1);
     if (!h) return octav_set_error(OCTAV_ENOMEM, "safetensors: out of memory");
@@ -379,11 +378,9 @@ octav_status octav_safetensors_read_named(const char *path, const char *name, oc
     memset(out, 0, sizeof *out);
     if (!path) return octav_set_error(OCTAV_EINVAL, "octav_safetensors_read: NULL path");
     int fd;
-    do fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) return octav_io_errno("cannot open", path, errno);
+    octav_status st = octav_io_open_read(path, &fd);
+    if (st) return st;
     struct stat sb;
-    octav_status st;
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
         st = read_fd(fd, (uint64_t)sb.st_size, name, out);
         close(fd);
