@@ -28,11 +28,16 @@ static inline int64_t count_lanes(__m512i c) { return (int64_t)_mm512_reduce_add
 
 #define KCHUNK ((int64_t)1 << 30)
 
-/* Software prefetch 1 KB ahead: the passes do enough work per cache line
+/* Software prefetch 4 KB ahead: the passes do enough work per cache line
  * that the out-of-order window alone keeps too few lines in flight (the
- * load stalls dominated the first pass before this; measured 16.5 -> 12.5
- * ms on 16M floats, one thread). Prefetching past the end is harmless. */
-#define PREFETCH_AHEAD 256
+ * load stalls dominated the first pass before prefetching; 16.5 -> 12.5 ms
+ * on 16M floats, one thread, with 1 KB). 4 KB rather than 1 KB since the
+ * solver takes consecutive channels in batches (octav.c), so a pass's
+ * prefetches past the end of its row fetch the next row it reads: the first
+ * pass over rows of 4096 went from 1.3-1.5 to 1.1-1.25 read passes, one
+ * thread, and the whole solve is in docs/BENCHMARKS.md. Prefetching past
+ * the end of the data is harmless. */
+#define PREFETCH_AHEAD 1024 /* floats */
 /* always_inline and the builtin: with _mm_prefetch in a plain inline
  * function GCC 12 left no prefetch in above/above_compact once their bodies
  * were specialised (it judges such calls free of side effects and deletes

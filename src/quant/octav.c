@@ -230,6 +230,7 @@ typedef struct {
     double last_s;           /* the previous step's s */
     int uns;
     int par;                 /* run pieces in parallel */
+    int64_t nnz;             /* non-zero magnitudes of the group */
     double bound;            /* the compact copy holds magnitudes > bound; <0: none */
     int have_first;          /* first_stats answers the step at first_s */
     double first_s;
@@ -370,24 +371,22 @@ static void first_piece(fast_ctx *f, int64_t k, double t, double tc, int *bad) {
     *bad |= st.nonfinite;
 }
 
-/* Solves one group given as pieces. Returns 1 if a non-finite value was seen.
- * The first pass takes the statistics and keeps a compact copy: with a warm
- * start s0 it also answers the first step (sum and count above s0, copy above
- * 7/8 s0); cold, it gives the sum (above 0) and keeps the magnitudes above a
- * lower bound of the start, so the first step reads the copy: sampled on a
- * large group, 0.8 of the previous group's start on a small one (neighbouring
- * channels of a weight are alike; when they are not, the first step goes
- * back to the group, which is in cache). The worker's memory takes this
- * group's start and ratios. */
-static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
-                        float *scale, int32_t *iters, uint8_t *conv) {
+/* The first pass over one group given as pieces. Returns 1 if a non-finite
+ * value was seen. It takes the statistics and keeps a compact copy: with a
+ * warm start s0 it also answers the first step (sum and count above s0, copy
+ * above 7/8 s0); cold, it gives the sum (above 0) and keeps the magnitudes
+ * above a lower bound of the start, so the first step reads the copy:
+ * sampled on a large group, 0.8 of the previous group's start on a small one
+ * (neighbouring channels of a weight are alike; when they are not, the first
+ * step goes back to the group, which is in cache). The worker's memory takes
+ * this group's start; f->first_s is the start. */
+static int solve_first(fast_ctx *f, double c, double s0) {
     const int64_t n = f->off[f->npieces - 1] + f->len[f->npieces - 1];
     const int warm = s0 > 0;
     double t = 0.0, tc = -1.0;
     f->c = c;
     f->nsmp = 0;
     f->k = 0;
-    f->npred = f->mem->warm == warm ? f->mem->nratio : 0;
     if (warm) {
         t = s0;
         tc = (double)float_floor_of(s0 * (7.0 / 8.0));
@@ -419,23 +418,31 @@ static int solve_pieces(fast_ctx *f, double c, double s0, int max_iter,
         n1 += f->npart[k];
         nnz += tc >= 0 ? f->hcnt[k] : f->npart[k];
     }
+    f->nnz = nnz;
     f->bound = tc;
     f->have_first = warm;
-    f->first_s = s0;
     f->first_stats = (step_stats){sum, n1};
+    if (!warm && nnz > 0) s0 = f->mem->s0 = sum / (double)nnz;
+    f->first_s = s0;
+    return 0;
+}
+
+/* The recursion of a group after its first pass; the worker's memory takes
+ * the group's ratios s_{k+1}/s_k (read as guesses by the next group). */
+static void solve_steps(fast_ctx *f, int max_iter, float *scale, int32_t *iters, uint8_t *conv) {
+    const int warm = f->have_first;
     int cv = 1;
     int32_t it = 0;
     double s = 0.0;
-    if (nnz > 0) {
-        if (!warm) s0 = f->mem->s0 = sum / (double)nnz;
-        s = recursion(fast_step, fast_min_above, f, nnz, c, s0, max_iter, &it, &cv);
+    if (f->nnz > 0) {
+        f->npred = f->mem->warm == warm ? f->mem->nratio : 0;
+        s = recursion(fast_step, fast_min_above, f, f->nnz, f->c, f->first_s, max_iter, &it, &cv);
         f->mem->nratio = f->k < 1 ? 0 : f->k - 1 < RATIO_MAX ? f->k - 1 : RATIO_MAX;
         f->mem->warm = warm;
     }
     *scale = (float)s;
     if (iters) *iters = it;
     if (conv) *conv = (uint8_t)cv;
-    return 0;
 }
 
 /* Number of pieces of group g (segments split at OCTAV_PIECE). */
@@ -481,41 +488,56 @@ typedef struct {
     float *scales;
     octav_clip_info *info;
     int one;
+    int B;           /* groups per batch (workspace slots per worker) */
 } solve_args;
 
-/* Group gi on worker w (w owns workspace slice w). */
-static int solve_group(const solve_args *a, int64_t gi, int w) {
-    const int64_t P = a->P;
-    const float **src = a->srcs + (size_t)w * P;
-    int64_t *len = a->lens + (size_t)w * P * 2, *off = len + P;
-    fast_ctx f;
-    f.K = a->sv->K;
-    f.npieces = group_pieces(a->lay, gi, a->x, src, len, off);
-    if (!a->one && gi + 1 < a->lay->ngroups) {
-        /* a group is read once and then solved in cache: start fetching the
-         * first lines of each segment of the next one (the kernels prefetch
-         * ahead within a segment; more lines here stall on full fill buffers) */
-        octav_span nx = layout_span(a->lay, gi + 1);
-        for (int64_t j = 0; j < nx.nseg && j < 64; j++)
-            for (int64_t l = 0; l < 16 && l * 16 < nx.seglen; l++)
-                __builtin_prefetch(a->x + nx.base + j * nx.stride + l * 16, 0, 2);
+/* Groups of at most this many elements are solved BATCH at a time per
+ * worker: the first passes of the batch, then the recursions (each in cache,
+ * on its compact copy). Consecutive groups of a weight are consecutive in
+ * memory, so the first passes read one long stream that the hardware
+ * prefetcher keeps up with; one group at a time, the stream stopped for
+ * every group's in-cache steps and restarted cold. Larger groups (which
+ * sample themselves and need their own sample through their steps) go one
+ * at a time. */
+#define BATCH 8
+#define BATCH_MAX_GROUP 8192
+
+/* Fills f for group gi in workspace slot `slot` (of a->B per worker). */
+static void group_ctx(const solve_args *a, int64_t gi, int w, int slot, fast_ctx *f) {
+    const int64_t P = a->P, ws = (int64_t)w * a->B + slot;
+    const float **src = a->srcs + ws * P;
+    int64_t *len = a->lens + ws * P * 2, *off = len + P;
+    f->K = a->sv->K;
+    f->npieces = group_pieces(a->lay, gi, a->x, src, len, off);
+    f->src = src; f->len = len; f->off = off;
+    f->buf = a->sv->buf + ws * a->gsize;
+    f->cnt = a->sv->cnt + ws * P;
+    f->dpart = a->sv->dpart + ws * P;
+    f->npart = a->sv->npart + ws * P;
+    f->hcnt = a->sv->hcnt + ws * P;
+    f->smp = a->sv->smp + (size_t)w * SAMPLE_CAP;
+    f->uns = a->uns;
+    f->par = a->one && f->npieces > 1 && octav_get_threads() > 1;
+    f->mem = &a->sv->mem[w];
+}
+
+/* Groups [g0, g0 + ng) (ng <= a->B) on worker w. */
+static int solve_batch(const solve_args *a, int64_t g0, int ng, int w) {
+    fast_ctx f[BATCH];
+    int bad = 0;
+    for (int j = 0; j < ng; j++) {
+        const int64_t gi = g0 + j;
+        group_ctx(a, gi, w, j, &f[j]);
+        bad |= solve_first(&f[j], a->c, a->warm ? (double)a->warm[gi] : 0.0);
     }
-    f.src = src; f.len = len; f.off = off;
-    f.buf = a->sv->buf + (size_t)w * a->gsize;
-    f.cnt = a->sv->cnt + (size_t)w * P;
-    f.dpart = a->sv->dpart + (size_t)w * P;
-    f.npart = a->sv->npart + (size_t)w * P;
-    f.hcnt = a->sv->hcnt + (size_t)w * P;
-    f.smp = a->sv->smp + (size_t)w * SAMPLE_CAP;
-    f.uns = a->uns;
-    f.par = a->one && f.npieces > 1 && octav_get_threads() > 1;
-    f.mem = &a->sv->mem[w];
-    double s0 = a->warm ? (double)a->warm[gi] : 0.0;
-    octav_clip_info *info = a->info;
-    int bad = solve_pieces(&f, a->c, s0, a->max_iter, &a->scales[gi],
-                           info && info->iterations ? &info->iterations[gi] : NULL,
-                           info && info->converged ? &info->converged[gi] : NULL);
-    return bad;
+    if (bad) return 1;
+    const octav_clip_info *info = a->info;
+    for (int j = 0; j < ng; j++) {
+        const int64_t gi = g0 + j;
+        solve_steps(&f[j], a->max_iter, &a->scales[gi], info && info->iterations ? &info->iterations[gi] : NULL,
+                    info && info->converged ? &info->converged[gi] : NULL);
+    }
+    return 0;
 }
 
 /* ---- many small groups (blocks, short channels) ---------------------------
@@ -650,18 +672,19 @@ octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layo
     const int64_t G = lay->ngroups, P = group_npieces(lay), gsize = max_group_size(lay);
     const int one = G == 1;
     const int T = one ? 1 : (octav_get_threads() < G ? octav_get_threads() : (int)G);
-    /* per worker: gsize floats of workspace, P pieces x (src, len, off) */
-    octav_status st = reserve(sv, (size_t)T * (size_t)gsize, (size_t)T * (size_t)P, T);
+    const int B = one || gsize > BATCH_MAX_GROUP ? 1 : BATCH;
+    /* per worker and slot: gsize floats of workspace, P pieces x (src, len, off) */
+    octav_status st = reserve(sv, (size_t)T * (size_t)B * (size_t)gsize, (size_t)T * (size_t)B * (size_t)P, T);
     if (st) return st;
-    const float **srcs = sv->srcs;
-    int64_t *lens = sv->lens;
     int bad = 0;
-    solve_args a = {sv, lay, x, srcs, lens, P, gsize, uns, c, max_iter, warm, scales, info, one};
+    solve_args a = {sv, lay, x, sv->srcs, sv->lens, P, gsize, uns, c, max_iter, warm, scales, info, one, B};
+    const int64_t nbatch = (G + B - 1) / B;
     if (one) {
-        bad = solve_group(&a, 0, 0);
+        bad = solve_batch(&a, 0, 1, 0);
     } else {
-#pragma omp parallel for schedule(dynamic, 16) num_threads(T) reduction(| : bad)
-        for (int64_t gi = 0; gi < G; gi++) bad |= solve_group(&a, gi, omp_get_thread_num());
+#pragma omp parallel for schedule(dynamic, 16 / BATCH) num_threads(T) reduction(| : bad)
+        for (int64_t bi = 0; bi < nbatch; bi++)
+            bad |= solve_batch(&a, bi * B, G - bi * B < B ? (int)(G - bi * B) : B, omp_get_thread_num());
     }
     if (bad) return octav_check_finite(x, lay->numel, name);
     return OCTAV_OK;
