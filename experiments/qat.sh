@@ -132,4 +132,13 @@ for b in 4 3 2; do
     run "cnn_w${b}_${c}_madpwl_scratch_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl
   done
 done
+# 10. seeds 2 and 3 for resnet20's 4- and 3-bit cells (as step 5; the two
+#    float runs first when two workers share the list)
+for s in ${CELL_SEEDS:-2 3}; do
+  grid resnet20 "$s" "octav static-octav max lsq" "--epochs 5" ""
+done
+# 11. seeds 2 and 3 for mobilenetv2's 4- and 3-bit cells (as step 7)
+for s in ${CELL_SEEDS:-2 3}; do
+  grid mobilenetv2 "$s" "octav max static-octav lsq" "--epochs 2" "--epochs 1"
+done
 echo "results: $db" >&2
