@@ -25,6 +25,7 @@
 octav_status octav_io_errno(const char *what, const char *path, int err) {
     char msg[160];
     if (strerror_r(err, msg, sizeof msg) != 0) snprintf(msg, sizeof msg, "error %d", err);
+    if (!path) return octav_set_error(OCTAV_EIO, "%s: %s", what, msg);
     return octav_set_error(OCTAV_EIO, "%s '%s': %s", what, path, msg);
 }
 

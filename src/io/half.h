@@ -67,7 +67,8 @@ void octav_io_convert(float *dst, const unsigned char *src, size_t n,
 
 /* Copy of s[0..n) plus a NUL, allocated with octav_malloc; NULL if out of memory. */
 char *octav_io_strndup(const char *s, size_t n);
-/* OCTAV_EIO with the message "WHAT 'PATH': strerror(err)". */
+/* OCTAV_EIO with the message "WHAT 'PATH': strerror(err)", or "WHAT: strerror(err)"
+ * when path is NULL. */
 octav_status octav_io_errno(const char *what, const char *path, int err);
 /* Opens path read-only (retrying on EINTR); OCTAV_EIO naming it on failure. */
 octav_status octav_io_open_read(const char *path, int *fd);

@@ -140,7 +140,11 @@ static octav_status pread_all(int fd, unsigned char *p, uint64_t len, uint64_t o
     while (got < len) {
         ssize_t r = pread(fd, p + got, (size_t)(len - got), (off_t)(off + got));
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return octav_io_errno("safetensors: cannot read", what, errno);
+        if (r < 0) {
+            char head[160];
+            snprintf(head, sizeof head, "safetensors: cannot read %s", what);
+            return octav_io_errno(head, NULL, errno);
+        }
         if (r == 0) return octav_set_error(OCTAV_EFORMAT, "safetensors: the file ends inside %s", what);
         got += (uint64_t)r;
     }
