@@ -3,8 +3,8 @@
  * iterated to its exact fixed point, per group.
  *
  * The recursion's control (start, stopping rule, two-cycle rule) lives in
- * one function shared by the scalar reference and the fast solver; they
- * differ only in how one step's sum and count are found.
+ * one state machine shared by the scalar reference and the fast solver;
+ * they differ only in how one step's sum and count are found.
  *
  * Fast solver: one pass takes the group's statistics (non-zero count, sum,
  * max, finiteness). Every later step needs the sum and count of magnitudes
@@ -13,11 +13,13 @@
  * the next steps read a shrinking compact copy instead of the tensor. On a
  * large group the bounds come from a sample of the group (the start's lower
  * bound for the first pass's copy, then a lower bound of each next iterate);
- * on a small one (a channel) from the worker's last group: 0.8 of its start,
- * and 0.9 of its ratios s_{n+1}/s_n. A step below the copy's bound goes back
- * to the tensor, so a misleading guess costs time, never exactness. Sums are
- * in double over fixed pieces combined in piece order, so the result does
- * not depend on the thread count. */
+ * on a small one (a channel) from the worker's last groups: 0.8 of the last
+ * start, and 0.9 of the ratios s_{n+1}/s_n. Small groups go in batches of
+ * consecutive groups: first passes in a row (one memory stream), then the
+ * recursions one step of each group at a time. A step below the copy's
+ * bound goes back to the tensor, so a misleading guess costs time, never
+ * exactness. Sums are in double over fixed pieces combined in piece order,
+ * so the result does not depend on the thread count. */
 #include "internal.h"
 
 #include <omp.h>
@@ -129,24 +131,54 @@ typedef double (*min_above_fn)(void *ctx, double s); /* smallest magnitude > s *
  * s_{n+1} == s_{n-1}: a two-cycle f_lo < a <= f_hi around a data value a
  * where the convex cost the recursion minimises,
  *   Jt(s) = c * sum_{0<|x|<=s} (s^2 - x^2) + sum_{|x|>s} (|x| - s)^2,
- * has its kink minimum; a (the smallest magnitude above f_lo) is returned. */
+ * has its kink minimum; a (the smallest magnitude above f_lo) is the result.
+ * The state advances one step at a time, so that a caller can interleave
+ * the recursions of several groups. */
+typedef struct {
+    double prev2, s;  /* s_{n-1} and s_n: the result once done */
+    int64_t nnz;
+    double c;
+    int it, max_iter;
+    int conv, done;
+} rec_state;
+
+static void rec_init(rec_state *r, int64_t nnz, double c, double s0, int max_iter) {
+    r->prev2 = -1.0;
+    r->s = s0;
+    r->nnz = nnz;
+    r->c = c;
+    r->it = 0;
+    r->max_iter = max_iter;
+    r->conv = 0;
+    r->done = max_iter <= 0;
+}
+
+/* Takes the sum and count above r->s; returns 1 when the recursion is done. */
+static int rec_advance(rec_state *r, step_stats st, min_above_fn min_above, void *ctx) {
+    const double den = r->c * (double)(r->nnz - st.n1) + (double)st.n1;
+    const double next = st.sum / den;
+    r->it++;
+    if (next == r->s) {
+        r->conv = r->done = 1;
+    } else if (next == r->prev2) {
+        r->conv = r->done = 1;
+        r->s = min_above(ctx, next < r->s ? next : r->s);
+    } else {
+        r->prev2 = r->s;
+        r->s = next;
+        r->done = r->it >= r->max_iter;
+    }
+    return r->done;
+}
+
 static double recursion(step_fn step, min_above_fn min_above, void *ctx, int64_t nnz, double c, double s0,
                         int max_iter, int32_t *iterations, int *converged) {
-    double prev2 = -1.0, prev = s0;
-    int it = 0, conv = 0;
-    while (it < max_iter) {
-        step_stats st = step(ctx, prev);
-        double den = c * (double)(nnz - st.n1) + (double)st.n1;
-        double next = st.sum / den;
-        it++;
-        if (next == prev) { conv = 1; break; }
-        if (next == prev2) { conv = 1; prev = min_above(ctx, next < prev ? next : prev); break; }
-        prev2 = prev;
-        prev = next;
-    }
-    if (iterations) *iterations = it;
-    if (converged) *converged = conv;
-    return prev;
+    rec_state r;
+    rec_init(&r, nnz, c, s0, max_iter);
+    while (!r.done) rec_advance(&r, step(ctx, r.s), min_above, ctx);
+    if (iterations) *iterations = r.it;
+    if (converged) *converged = r.conv;
+    return r.s;
 }
 
 /* ---- scalar reference --------------------------------------------------- */
@@ -226,6 +258,7 @@ typedef struct {
     double c;                /* the grid's noise constant */
     worker_memory *mem;      /* the worker's memory of its last group */
     int npred;               /* ratios in mem usable as guesses for this group */
+    int warm;                /* the group started warm */
     int k;                   /* steps taken */
     double last_s;           /* the previous step's s */
     int uns;
@@ -427,22 +460,19 @@ static int solve_first(fast_ctx *f, double c, double s0) {
     return 0;
 }
 
-/* The recursion of a group after its first pass; the worker's memory takes
- * the group's ratios s_{k+1}/s_k (read as guesses by the next group). */
-static void solve_steps(fast_ctx *f, int max_iter, float *scale, int32_t *iters, uint8_t *conv) {
-    const int warm = f->have_first;
-    int cv = 1;
-    int32_t it = 0;
-    double s = 0.0;
-    if (f->nnz > 0) {
-        f->npred = f->mem->warm == warm ? f->mem->nratio : 0;
-        s = recursion(fast_step, fast_min_above, f, f->nnz, f->c, f->first_s, max_iter, &it, &cv);
-        f->mem->nratio = f->k < 1 ? 0 : f->k - 1 < RATIO_MAX ? f->k - 1 : RATIO_MAX;
-        f->mem->warm = warm;
-    }
-    *scale = (float)s;
-    if (iters) *iters = it;
-    if (conv) *conv = (uint8_t)cv;
+/* The recursion of a group after its first pass, started: with the
+ * worker's guesses (the ratios s_{k+1}/s_k of the groups before it). */
+static void steps_begin(fast_ctx *f, int max_iter, rec_state *r) {
+    rec_init(r, f->nnz, f->c, f->first_s, f->nnz > 0 ? max_iter : 0);
+    f->warm = f->have_first;
+    f->npred = f->mem->warm == f->warm ? f->mem->nratio : 0;
+}
+
+/* The result of a group's finished recursion. */
+static void steps_end(const fast_ctx *f, const rec_state *r, float *scale, int32_t *iters, uint8_t *conv) {
+    *scale = f->nnz > 0 ? (float)r->s : 0.0f;
+    if (iters) *iters = f->nnz > 0 ? r->it : 0;
+    if (conv) *conv = (uint8_t)(f->nnz > 0 ? r->conv : 1);
 }
 
 /* Number of pieces of group g (segments split at OCTAV_PIECE). */
@@ -521,9 +551,13 @@ static void group_ctx(const solve_args *a, int64_t gi, int w, int slot, fast_ctx
     f->mem = &a->sv->mem[w];
 }
 
-/* Groups [g0, g0 + ng) (ng <= a->B) on worker w. */
+/* Groups [g0, g0 + ng) (ng <= a->B) on worker w: the first passes in
+ * order, then the recursions interleaved one step at a time (the steps of
+ * different groups are independent, so one group's step overlaps the
+ * serial end of another's: the reduction, the division, the next bounds). */
 static int solve_batch(const solve_args *a, int64_t g0, int ng, int w) {
     fast_ctx f[BATCH];
+    rec_state r[BATCH];
     int bad = 0;
     for (int j = 0; j < ng; j++) {
         const int64_t gi = g0 + j;
@@ -531,11 +565,29 @@ static int solve_batch(const solve_args *a, int64_t g0, int ng, int w) {
         bad |= solve_first(&f[j], a->c, a->warm ? (double)a->warm[gi] : 0.0);
     }
     if (bad) return 1;
+    int active = 0;
+    for (int j = 0; j < ng; j++) {
+        steps_begin(&f[j], a->max_iter, &r[j]);
+        active += !r[j].done;
+    }
+    while (active > 0)
+        for (int j = 0; j < ng; j++)
+            if (!r[j].done && rec_advance(&r[j], fast_step(&f[j], r[j].s), fast_min_above, &f[j])) active--;
+    /* the next batch's guesses: the ratios its groups wrote (the longest
+     * trajectory's count; entries a shorter one did not reach are older) */
+    worker_memory *mem = &a->sv->mem[w];
+    int nr = 0;
+    for (int j = 0; j < ng; j++)
+        if (f[j].nnz > 0 && f[j].k - 1 > nr) nr = f[j].k - 1 < RATIO_MAX ? f[j].k - 1 : RATIO_MAX;
+    if (nr > 0) {
+        mem->nratio = nr;
+        mem->warm = f[ng - 1].warm;
+    }
     const octav_clip_info *info = a->info;
     for (int j = 0; j < ng; j++) {
         const int64_t gi = g0 + j;
-        solve_steps(&f[j], a->max_iter, &a->scales[gi], info && info->iterations ? &info->iterations[gi] : NULL,
-                    info && info->converged ? &info->converged[gi] : NULL);
+        steps_end(&f[j], &r[j], &a->scales[gi], info && info->iterations ? &info->iterations[gi] : NULL,
+                  info && info->converged ? &info->converged[gi] : NULL);
     }
     return 0;
 }
