@@ -10,9 +10,12 @@ channel (signed grid), inputs per tensor (unsigned grid where the layer's
 input is non-negative, as QAT does). The results go to
 experiments/results/calib.jsonl (one line per tensor, bits and granularity,
 with the command) and their summary to the "calib" section of
-docs/RESULTS.md. Nothing is typed in.
+docs/RESULTS.md. Nothing is typed in. A model whose records were made
+from a checkpoint with the same SHA-256 is not redone (CALIB_FORCE=1 redoes
+every model given).
     calib.py BUILD_DIR DOC MODEL=CHECKPOINT...
 """
+import hashlib
 import json
 import os
 import struct
@@ -45,10 +48,35 @@ def clip(octav, spec, bits, unsigned, gran):
     return cmd, json.loads(p.stdout)["results"]
 
 
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def up_to_date(model, digest):
+    """True when the record holds this model's rows, all from a checkpoint with this digest."""
+    if os.environ.get("CALIB_FORCE") == "1" or not os.path.exists(DB):
+        return False
+    rows = [json.loads(l) for l in open(DB) if l.strip()]
+    rows = [r for r in rows if r["model"] == model]
+    return bool(rows) and all(r.get("checkpoint_sha256") == digest for r in rows)
+
+
 def run(build, pairs):
     octav = os.path.join(build, "octav")
     os.makedirs("results/calib", exist_ok=True)
     recs = []
+    digests = {model: sha256(ckpt) for model, ckpt in pairs}
+    for m, _ in pairs:
+        if up_to_date(m, digests[m]):
+            print(f"calib: {m} skipped (its records come from this checkpoint; CALIB_FORCE=1 redoes it)",
+                  file=sys.stderr)
+    pairs = [(m, c) for m, c in pairs if not up_to_date(m, digests[m])]
+    if not pairs:
+        return
     for model, ckpt in pairs:
         dump = f"results/calib/{model}_dump.safetensors"
         subprocess.run([octav, "eval", "--dump", dump, ckpt], check=True, stdout=subprocess.DEVNULL)
@@ -60,7 +88,8 @@ def run(build, pairs):
                 for gran in (("tensor", "channel") if weight else ("tensor",)):
                     cmd, res = clip(octav, f"{dump}:{name}", bits, name in unsigned, gran)
                     cmd[0] = "octav"
-                    recs.append({"model": model, "checkpoint": ckpt, "tensor": name,
+                    recs.append({"model": model, "checkpoint": ckpt, "checkpoint_sha256": digests[model],
+                                 "tensor": name,
                                  "kind": "weight" if weight else "input", "bits": bits, "granularity": gran,
                                  "unsigned": name in unsigned, "numel": _numel(tensors[name]["shape"]),
                                  "command": " ".join(cmd),
