@@ -147,6 +147,30 @@ static void stats_avx512(const float *x, int64_t n, int is_unsigned, octav_stats
         }                                                                           \
     } while (0)
 
+/* ACC_SELECTED for 16 magnitudes m loaded from p: on a compact copy
+ * (OCTAV_MAGS, memory holds the magnitudes) the conversions take the mask
+ * themselves and the high half converts from memory (no shuffle, no
+ * masked move). */
+#define ACC_SELECTED_AT(a, k, m, p, kind, h)                                                             \
+    do {                                                                                             \
+        if ((kind) == OCTAV_MAGS) {                                                                  \
+            const __mmask16 kk_ = (k);                                                               \
+            const __m512d lo_ = _mm512_maskz_cvtps_pd((__mmask8)kk_, _mm512_castps512_ps256(m));     \
+            const __m512d hi_ = _mm512_maskz_cvtps_pd((__mmask8)_kshiftri_mask16(kk_, 8), _mm256_loadu_ps((p) + 8)); \
+            if (h) {                                                                                 \
+                (a).c1 = _mm512_mask_sub_epi32((a).c1, kk_, (a).c1, minus1);                         \
+                (a).s2 = _mm512_add_pd((a).s2, lo_);                                                 \
+                (a).s3 = _mm512_add_pd((a).s3, hi_);                                                 \
+            } else {                                                                                 \
+                (a).c0 = _mm512_mask_sub_epi32((a).c0, kk_, (a).c0, minus1);                         \
+                (a).s0 = _mm512_add_pd((a).s0, lo_);                                                 \
+                (a).s1 = _mm512_add_pd((a).s1, hi_);                                                 \
+            }                                                                                        \
+        } else {                                                                                     \
+            ACC_SELECTED(a, k, m, h);                                                                \
+        }                                                                                            \
+    } while (0)
+
 /* above() for one magnitude kind; returns 0 (SPECIALISE takes expressions). */
 static inline __attribute__((always_inline)) int above_body(const float *x, int64_t n, int is_unsigned, double t,
                                                             double *sum, int64_t *cnt) {
@@ -158,8 +182,8 @@ static inline __attribute__((always_inline)) int above_body(const float *x, int6
         prefetch_line(x + i);
         prefetch_line(x + i + 16);
         __m512 m0 = mag16(_mm512_loadu_ps(x + i), is_unsigned), m1 = mag16(_mm512_loadu_ps(x + i + 16), is_unsigned);
-        ACC_SELECTED(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, 0);
-        ACC_SELECTED(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, 1);
+        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, x + i, is_unsigned, 0);
+        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, x + i + 16, is_unsigned, 1);
     }
     for (; i < n; i += 16) {
         __mmask16 lm = load_mask(i, n);
@@ -197,8 +221,8 @@ static inline __attribute__((always_inline)) int64_t above_compact_body(const fl
         prefetch_line(x + i + 16);
         __m512 m0 = mag16(_mm512_loadu_ps(x + i), is_unsigned), m1 = mag16(_mm512_loadu_ps(x + i + 16), is_unsigned);
         __mmask16 k0 = _mm512_cmp_ps_mask(m0, cf, _CMP_GT_OQ), k1 = _mm512_cmp_ps_mask(m1, cf, _CMP_GT_OQ);
-        ACC_SELECTED(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, 0);
-        ACC_SELECTED(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, 1);
+        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, x + i, is_unsigned, 0);
+        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, x + i + 16, is_unsigned, 1);
         int n0 = __builtin_popcount(k0), n1 = __builtin_popcount(k1);
         store_kept(out + k, k0, m0);
         k += n0;
@@ -240,24 +264,31 @@ static int64_t above_compact_avx512(const float *x, int64_t n, int is_unsigned, 
  * through the sum's finiteness. */
 static inline void first16_cold(const float *p, __m512 cf, int is_unsigned, int h, acc_t *a, __m512i *bm,
                                 float *out, int64_t *k) {
-    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi32(-1);
+    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), one = _mm512_set1_epi32(1);
     const __m512 v = _mm512_loadu_ps(p);
-    __mmask16 knz;
+    const __m512 m = mag16(v, is_unsigned);
+    __m512i nz;
     if (is_unsigned) {
         *bm = _mm512_max_epu32(*bm, _mm512_and_si512(_mm512_castps_si512(v), absbits));
-        knz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        nz = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), one);
     } else {
-        knz = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ);
+        /* non-zero count without a compare (compares use the shuffle port,
+         * the busiest here): min(bits of |x|, 1) is 1 for |x| > 0 (a NaN
+         * counts too, but makes the solve an error anyway). Not for max(0,
+         * x): that can be -0, whose bits are not 0. */
+        nz = _mm512_min_epu32(_mm512_castps_si512(m), one);
     }
-    const __m512 m = mag16(v, is_unsigned);
+    /* the high half's sum converts from memory (no shuffle) */
+    const __m512d hi = is_unsigned ? _mm512_max_pd(_mm512_setzero_pd(), _mm512_cvtps_pd(_mm256_loadu_ps(p + 8)))
+                                   : _mm512_abs_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + 8)));
     if (h) {
-        a->c1 = _mm512_mask_sub_epi32(a->c1, knz, a->c1, minus1);
+        a->c1 = _mm512_add_epi32(a->c1, nz);
         a->s2 = _mm512_add_pd(a->s2, lo8(m));
-        a->s3 = _mm512_add_pd(a->s3, hi8(m));
+        a->s3 = _mm512_add_pd(a->s3, hi);
     } else {
-        a->c0 = _mm512_mask_sub_epi32(a->c0, knz, a->c0, minus1);
+        a->c0 = _mm512_add_epi32(a->c0, nz);
         a->s0 = _mm512_add_pd(a->s0, lo8(m));
-        a->s1 = _mm512_add_pd(a->s1, hi8(m));
+        a->s1 = _mm512_add_pd(a->s1, hi);
     }
     const __mmask16 kc = _mm512_cmp_ps_mask(m, cf, _CMP_GT_OQ);
     const int nk = __builtin_popcount(kc);
