@@ -124,6 +124,40 @@ def seeds_table(runs, methods, tsv, doc):
     return out
 
 
+def scratch_table(runs, methods):
+    """QAT from scratch (no float model), per model and bit width: each clipping method's accuracy and its
+    change from the float model of the same seed, trained for as many epochs."""
+    out = []
+    for model in ("cnn", "resnet20", "mobilenetv2"):
+        sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "scratch"
+               and r["final"]["clip"] != "float" and r["final"]["grad"] == "mad-pwl" and seed_of(r) == "1"]
+        fl = [r for r in runs.values() if r["final"]["model"] == model and r["final"]["clip"] == "float"
+              and seed_of(r) == "1"]
+        if not sel or not fl:
+            continue
+        fa = fl[0]["final"]["test_accuracy"]
+        bits = sorted({r["final"]["bits"] for r in sel}, reverse=True)
+        present = [m for m in methods if any(clip_matches(r["final"]["clip"], m) for r in sel)]
+        both = "octav" in present and "max" in present
+        out += [f"### From scratch: {model} (seed 1; float {fmt_pct(fa)}% in {fl[0]['final']['epochs']} epochs)", "",
+                "Quantized training from random weights for as many epochs as the float model, MAD weight / PWL "
+                "input gradients: test accuracy %, change from float in points.", "",
+                "| bits | " + " | ".join(present) + (" | OCTAV over max |" if both else " |"),
+                "|---:|" + "---:|" * (len(present) + both)]
+        for b in bits:
+            acc = {}
+            for m in present:
+                rr = [r for r in sel if r["final"]["bits"] == b and clip_matches(r["final"]["clip"], m)]
+                if rr:
+                    acc[m] = rr[0]["final"]["test_accuracy"]
+            cells = [f"{fmt_pct(acc[m])} ({100 * (acc[m] - fa):+.2f})" if m in acc else "" for m in present]
+            if both:
+                cells.append(f"{100 * (acc['octav'] - acc['max']):+.2f}" if "octav" in acc and "max" in acc else "")
+            out.append(f"| {b} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
 def main():
     db, doc, tsv = sys.argv[1:4]
     runs = load(db)
@@ -229,6 +263,7 @@ def main():
                   "The tables above as a figure: change of test accuracy from each model's float model (seed 1), "
                   "in points, against the bit width.", ""]
 
+    lines += scratch_table(runs, methods)
     lines += seeds_table(runs, methods, tsv, doc)
 
     # gradient estimators: accuracy and the gradient norm (STE's growth)
