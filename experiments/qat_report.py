@@ -54,15 +54,15 @@ def clip_matches(clip, m):
     return clip == m or clip.startswith(m + "-")
 
 
-def seeds_table(runs, methods, tsv, doc):
-    """The cnn 4- and 3-bit cells (and 2-bit, once a second seed has them)
-    over seeds: each seed retrains from its own float model; mean, sample
+def seeds_table(runs, methods, tsv, doc, model="cnn"):
+    """A model's 4-, 3- and 2-bit cells over seeds (a bit width once two
+    seeds have it): each seed retrains from its own float model; mean, sample
     standard deviation and range of the test accuracy, and of the change from
-    that seed's float model. Also writes TSV_DIR/seeds.tsv and seeds_bits.txt
-    for experiments/plot_seeds.gp."""
+    that seed's float model. For cnn also writes TSV_DIR/seeds.tsv and
+    seeds_bits.txt for experiments/plot_seeds.gp."""
     fl = {seed_of(r): r["final"]["test_accuracy"] for r in runs.values()
-          if r["final"]["model"] == "cnn" and r["final"]["clip"] == "float"}
-    sel = [r for r in runs.values() if r["final"]["model"] == "cnn" and mode_of(r) == "retrain"
+          if r["final"]["model"] == model and r["final"]["clip"] == "float"}
+    sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
            and r["final"]["grad"] == "mad-pwl" and r["final"]["bits"] in (4, 3, 2) and "_traj" not in r["run"]
            and seed_of(r) in fl]
     seeds = sorted({seed_of(r) for r in sel})
@@ -80,9 +80,11 @@ def seeds_table(runs, methods, tsv, doc):
     fv = [fl[s] for s in seeds]
     fmu, fsd, _, _ = stat(fv)
     bnames = ", ".join(str(b) for b in bitw[:-1]) + f" and {bitw[-1]}" if len(bitw) > 1 else str(bitw[0])
-    out = [f"### Clipping methods over seeds: cnn at {bnames} bits", "",
+    ep = sorted({r["final"]["epochs"] for r in sel})
+    ep_s = "/".join(str(e) for e in ep) + (" epoch" if ep == [1] else " epochs")
+    out = [f"### Clipping methods over seeds: {model} at {bnames} bits", "",
            f"Each seed ({', '.join(seeds)}) trains its own float model and retrains every method from it "
-           f"(2 epochs, MAD weight / PWL input gradients). Float over these seeds: {100 * fmu:.2f} ± "
+           f"({ep_s}, MAD weight / PWL input gradients). Float over these seeds: {100 * fmu:.2f} ± "
            f"{100 * fsd:.2f}% ({', '.join(fmt_pct(x) for x in fv)}). Cells: mean ± sample standard deviation of "
            "the test accuracy over the seeds that have the run (n), then the mean change from each seed's own "
            "float model and the range of that change, in points.", "",
@@ -109,6 +111,8 @@ def seeds_table(runs, methods, tsv, doc):
             lines_m = f"| {m} | " + " | ".join(cells) + " |"
             out.append(lines_m)
     out.append("")
+    if model != "cnn":
+        return out
     with open(os.path.join(tsv, "seeds.tsv"), "w") as fh:
         fh.write("# method\t" + "\t".join(f"mean{b}\tsd{b}\tn{b}" for b in bitw) + f"\t(float mean {100 * fmu:.4f})\n")
         for i, r in enumerate(rows):
@@ -264,7 +268,8 @@ def main():
                   "in points, against the bit width.", ""]
 
     lines += scratch_table(runs, methods)
-    lines += seeds_table(runs, methods, tsv, doc)
+    for model in ("cnn", "resnet20", "mobilenetv2"):
+        lines += seeds_table(runs, methods, tsv, doc, model)
 
     # gradient estimators: accuracy and the gradient norm (STE's growth)
     est = [r for r in runs.values() if mode_of(r) == "retrain" and r["final"]["clip"] == "octav"
