@@ -528,7 +528,7 @@ typedef struct {
  * prefetches past the end of its row (4 KB ahead, kernels_avx512.c) fetch
  * the row read next; one group at a time, the stream stopped for every
  * group's in-cache steps and those prefetches were wasted. (Measured: the
- * batches alone changed nothing, nor did the longer prefetch alone; both
+ * batches alone changed nothing and the longer prefetch alone little; both
  * together took about 10% off a 4096x4096 solve from memory.) Larger groups
  * (which sample themselves and need their own sample through their steps)
  * go one at a time. */
