@@ -33,10 +33,21 @@ run() {
   if grep -q "\"run\":\"$name\"" "$db"; then echo "skip $name (done)" >&2; return 0; fi
   while [ -f results/.pause ]; do sleep 5; done
   # several copies of this script may share the list (one core each): a run
-  # is taken by creating its lock directory (a crashed run leaves it behind:
-  # remove results/qat/NAME.lock to retry it)
-  if ! mkdir "$dir/$name.lock" 2>/dev/null; then echo "skip $name (taken by another worker)" >&2; return 0; fi
-  if grep -q "\"run\":\"$name\"" "$db"; then rmdir "$dir/$name.lock"; return 0; fi
+  # is taken by creating its lock directory, which holds the worker's PID; a
+  # lock whose worker is gone (killed, or the machine stopped) is taken over
+  lock="$dir/$name.lock"
+  if ! mkdir "$lock" 2>/dev/null; then
+    owner=$(cat "$lock/pid" 2>/dev/null || true)
+    if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then
+      echo "retaking $name (its worker $owner is gone)" >&2
+      rm -rf "$lock"
+      mkdir "$lock" 2>/dev/null || { echo "skip $name (taken by another worker)" >&2; return 0; }
+    else
+      echo "skip $name (taken by another worker)" >&2; return 0
+    fi
+  fi
+  echo $$ > "$lock/pid"
+  if grep -q "\"run\":\"$name\"" "$db"; then rm -rf "$lock"; return 0; fi
   if [ -n "${THREADS:-}" ]; then set -- "$@" --threads "$THREADS"; fi
   if [ "$quick" = 1 ]; then set -- "$@" --epochs 1; fi
   echo "== $name: octav train $* $extra" >&2
@@ -44,11 +55,11 @@ run() {
   # shellcheck disable=SC2086
   if ! "$octav" train "$@" $extra --out "$dir/$name.safetensors" --log "$log" --quiet; then
     echo "run $name failed (see $log)" >&2
-    rmdir "$dir/$name.lock"
+    rm -rf "$lock"
     return 0
   fi
   /usr/bin/python3 experiments/qat_record.py "$db" "$name" "$commit" "octav train $*" "$log"
-  rmdir "$dir/$name.lock"
+  rm -rf "$lock"
 }
 
 seeds=${SEEDS:-1}
