@@ -56,13 +56,13 @@ def sha256(path):
     return h.hexdigest()
 
 
-def up_to_date(model, digest):
-    """True when the record holds this model's rows, all from a checkpoint with this digest."""
+def up_to_date(digests):
+    """The models whose records all come from a checkpoint with the digest given for them."""
     if os.environ.get("CALIB_FORCE") == "1" or not os.path.exists(DB):
-        return False
+        return set()
     rows = [json.loads(l) for l in open(DB) if l.strip()]
-    rows = [r for r in rows if r["model"] == model]
-    return bool(rows) and all(r.get("checkpoint_sha256") == digest for r in rows)
+    return {m for m, d in digests.items()
+            if any(r["model"] == m for r in rows) and all(r.get("checkpoint_sha256") == d for r in rows if r["model"] == m)}
 
 
 def run(build, pairs):
@@ -70,11 +70,10 @@ def run(build, pairs):
     os.makedirs("results/calib", exist_ok=True)
     recs = []
     digests = {model: sha256(ckpt) for model, ckpt in pairs}
-    for m, _ in pairs:
-        if up_to_date(m, digests[m]):
-            print(f"calib: {m} skipped (its records come from this checkpoint; CALIB_FORCE=1 redoes it)",
-                  file=sys.stderr)
-    pairs = [(m, c) for m, c in pairs if not up_to_date(m, digests[m])]
+    done = up_to_date(digests)
+    for m in sorted(done):
+        print(f"calib: {m} skipped (its records come from this checkpoint; CALIB_FORCE=1 redoes it)", file=sys.stderr)
+    pairs = [(m, c) for m, c in pairs if m not in done]
     if not pairs:
         return
     for model, ckpt in pairs:
