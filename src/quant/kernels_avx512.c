@@ -132,63 +132,56 @@ static void stats_avx512(const float *x, int64_t n, int is_unsigned, octav_stats
     out->nonfinite = (uint32_t)_mm512_reduce_max_epu32(b0) >= 0x7f800000u || !isfinite(out->sum);
 }
 
-/* Adds the lanes of m selected by k to the sums and counts (half h: 0/1). */
-#define ACC_SELECTED(a, k, m, h)                                                    \
-    do {                                                                            \
-        __m512 sel_ = _mm512_maskz_mov_ps((k), (m));                                \
-        if (h) {                                                                    \
-            (a).c1 = _mm512_mask_sub_epi32((a).c1, (k), (a).c1, minus1);            \
-            (a).s2 = _mm512_add_pd((a).s2, lo8(sel_));                              \
-            (a).s3 = _mm512_add_pd((a).s3, hi8(sel_));                              \
-        } else {                                                                    \
-            (a).c0 = _mm512_mask_sub_epi32((a).c0, (k), (a).c0, minus1);            \
-            (a).s0 = _mm512_add_pd((a).s0, lo8(sel_));                              \
-            (a).s1 = _mm512_add_pd((a).s1, hi8(sel_));                              \
-        }                                                                           \
-    } while (0)
+/* Counts the lanes of k and adds lo and hi to the sums of half h (0/1). */
+static inline __attribute__((always_inline)) void acc_half(acc_t *a, __mmask16 k, __m512d lo, __m512d hi, int h) {
+    const __m512i minus1 = _mm512_set1_epi32(-1);
+    if (h) {
+        a->c1 = _mm512_mask_sub_epi32(a->c1, k, a->c1, minus1);
+        a->s2 = _mm512_add_pd(a->s2, lo);
+        a->s3 = _mm512_add_pd(a->s3, hi);
+    } else {
+        a->c0 = _mm512_mask_sub_epi32(a->c0, k, a->c0, minus1);
+        a->s0 = _mm512_add_pd(a->s0, lo);
+        a->s1 = _mm512_add_pd(a->s1, hi);
+    }
+}
 
-/* ACC_SELECTED for 16 magnitudes m loaded from p: on a compact copy
+/* Adds the lanes of m selected by k to the sums and counts of half h. */
+static inline __attribute__((always_inline)) void acc_selected(acc_t *a, __mmask16 k, __m512 m, int h) {
+    const __m512 sel = _mm512_maskz_mov_ps(k, m);
+    acc_half(a, k, lo8(sel), hi8(sel), h);
+}
+
+/* acc_selected() for 16 magnitudes m loaded from p: on a compact copy
  * (OCTAV_MAGS, memory holds the magnitudes) the conversions take the mask
  * themselves and the high half converts from memory (no shuffle, no
  * masked move). */
-#define ACC_SELECTED_AT(a, k, m, p, kind, h)                                                             \
-    do {                                                                                             \
-        if ((kind) == OCTAV_MAGS) {                                                                  \
-            const __mmask16 kk_ = (k);                                                               \
-            const __m512d lo_ = _mm512_maskz_cvtps_pd((__mmask8)kk_, _mm512_castps512_ps256(m));     \
-            const __m512d hi_ = _mm512_maskz_cvtps_pd((__mmask8)_kshiftri_mask16(kk_, 8), _mm256_loadu_ps((p) + 8)); \
-            if (h) {                                                                                 \
-                (a).c1 = _mm512_mask_sub_epi32((a).c1, kk_, (a).c1, minus1);                         \
-                (a).s2 = _mm512_add_pd((a).s2, lo_);                                                 \
-                (a).s3 = _mm512_add_pd((a).s3, hi_);                                                 \
-            } else {                                                                                 \
-                (a).c0 = _mm512_mask_sub_epi32((a).c0, kk_, (a).c0, minus1);                         \
-                (a).s0 = _mm512_add_pd((a).s0, lo_);                                                 \
-                (a).s1 = _mm512_add_pd((a).s1, hi_);                                                 \
-            }                                                                                        \
-        } else {                                                                                     \
-            ACC_SELECTED(a, k, m, h);                                                                \
-        }                                                                                            \
-    } while (0)
+static inline __attribute__((always_inline)) void acc_selected_at(acc_t *a, __mmask16 k, __m512 m, const float *p,
+                                                                  int kind, int h) {
+    if (kind == OCTAV_MAGS)
+        acc_half(a, k, _mm512_maskz_cvtps_pd((__mmask8)k, _mm512_castps512_ps256(m)),
+                 _mm512_maskz_cvtps_pd((__mmask8)_kshiftri_mask16(k, 8), _mm256_loadu_ps(p + 8)), h);
+    else
+        acc_selected(a, k, m, h);
+}
 
 /* above() for one magnitude kind; returns 0 (SPECIALISE takes expressions). */
 static inline __attribute__((always_inline)) int above_body(const float *x, int64_t n, int is_unsigned, double t,
                                                             double *sum, int64_t *cnt) {
     const __m512 tf = _mm512_set1_ps(float_floor_of(t));
-    const __m512i minus1 = _mm512_set1_epi32(-1);
     acc_t a = acc_zero();
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
         prefetch_line(x + i);
         prefetch_line(x + i + 16);
         __m512 m0 = mag16(_mm512_loadu_ps(x + i), is_unsigned), m1 = mag16(_mm512_loadu_ps(x + i + 16), is_unsigned);
-        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, x + i, is_unsigned, 0);
-        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, x + i + 16, is_unsigned, 1);
+        acc_selected_at(&a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, x + i, is_unsigned, 0);
+        acc_selected_at(&a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, x + i + 16, is_unsigned, 1);
     }
     for (; i < n; i += 16) {
         __mmask16 lm = load_mask(i, n);
         __m512 m = mag16(_mm512_maskz_loadu_ps(lm, x + i), is_unsigned);
-        ACC_SELECTED(a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
+        acc_selected(&a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
     }
     *sum = acc_sum(&a);
     *cnt = count_lanes(a.c0) + count_lanes(a.c1);
@@ -213,7 +206,6 @@ static inline __attribute__((always_inline)) int64_t above_compact_body(const fl
                                                                         double t, double tc, double *sum,
                                                                         int64_t *cnt, float *out) {
     const __m512 tf = _mm512_set1_ps(float_floor_of(t)), cf = _mm512_set1_ps(float_floor_of(tc));
-    const __m512i minus1 = _mm512_set1_epi32(-1);
     acc_t a = acc_zero();
     int64_t i = 0, k = 0;
     for (; i + 32 <= n; i += 32) {
@@ -221,8 +213,8 @@ static inline __attribute__((always_inline)) int64_t above_compact_body(const fl
         prefetch_line(x + i + 16);
         __m512 m0 = mag16(_mm512_loadu_ps(x + i), is_unsigned), m1 = mag16(_mm512_loadu_ps(x + i + 16), is_unsigned);
         __mmask16 k0 = _mm512_cmp_ps_mask(m0, cf, _CMP_GT_OQ), k1 = _mm512_cmp_ps_mask(m1, cf, _CMP_GT_OQ);
-        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, x + i, is_unsigned, 0);
-        ACC_SELECTED_AT(a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, x + i + 16, is_unsigned, 1);
+        acc_selected_at(&a, _mm512_cmp_ps_mask(m0, tf, _CMP_GT_OQ), m0, x + i, is_unsigned, 0);
+        acc_selected_at(&a, _mm512_cmp_ps_mask(m1, tf, _CMP_GT_OQ), m1, x + i + 16, is_unsigned, 1);
         int n0 = __builtin_popcount(k0), n1 = __builtin_popcount(k1);
         store_kept(out + k, k0, m0);
         k += n0;
@@ -233,7 +225,7 @@ static inline __attribute__((always_inline)) int64_t above_compact_body(const fl
         __mmask16 lm = load_mask(i, n);
         __m512 m = mag16(_mm512_maskz_loadu_ps(lm, x + i), is_unsigned);
         __mmask16 kc = _mm512_mask_cmp_ps_mask(lm, m, cf, _CMP_GT_OQ);
-        ACC_SELECTED(a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
+        acc_selected(&a, _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ), m, 0);
         int nk = __builtin_popcount(kc);
         _mm512_mask_storeu_ps(out + k, tail_mask(nk), _mm512_maskz_compress_ps(kc, m));
         k += nk;
@@ -305,7 +297,7 @@ static inline void first16(__m512 v, __mmask16 lm, __m512 tf, __m512 cf, int is_
     __m512 m = mag16(v, is_unsigned);
     __mmask16 ka = _mm512_mask_cmp_ps_mask(lm, m, tf, _CMP_GT_OQ);
     if (!zero_t) *nz = _mm512_mask_sub_epi32(*nz, _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), *nz, minus1);
-    ACC_SELECTED(*a, ka, m, h);
+    acc_selected(a, ka, m, h);
     __mmask16 kc = _mm512_mask_cmp_ps_mask(lm, m, cf, _CMP_GT_OQ);
     int nk = __builtin_popcount(kc);
     if (lm == 0xffff) store_kept(out + *k, kc, m);
