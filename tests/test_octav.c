@@ -281,6 +281,85 @@ static void test_kernels_match(void) {
     free(x); free(o1); free(o2);
 }
 
+/* The lane kernels (many small groups) of every kernel set equal the scalar
+ * ones bit for bit, and each lane equals octav_solve_ref on its run: runs of
+ * awkward and unequal lengths (empty ones too) with zeros, negative zeros
+ * and subnormals, both magnitude kinds, iteration caps, warm starts; a
+ * NaN/Inf in any lane position is found. Short runs end in two-cycles often
+ * (the result is then a data value): the test makes sure some did. */
+static void test_lanes_match(void) {
+    const char *names[3] = {"scalar", "avx2", "avx512"};
+    const int64_t Vs[6] = {1, 5, 16, 17, 37, 256};
+    float *x = laplace(16 * 256 * 6, 41, 1.0);
+    for (int i = 0; i < 16 * 256 * 6; i++) {
+        if (i % 7 == 0) x[i] = 0.0f;
+        else if (i % 11 == 0) x[i] = -0.0f;
+        else if (i % 97 == 0) x[i] = i % 2 ? 1e-40f : -3e-39f;
+    }
+    double *M1 = aligned_alloc(64, 256 * 16 * sizeof(double)), *M2 = aligned_alloc(64, 256 * 16 * sizeof(double));
+    int cycles = 0;
+    for (int k = 1; k < 3; k++) {
+        const octav_kernels *K = octav_kernels_by_name(names[k]), *S = &octav_kernels_scalar;
+        if (!K) continue;
+        for (int v = 0; v < 6; v++)
+            for (int uns = 0; uns < 2; uns++) {
+                const int64_t V = Vs[v], rows = (V + 15) / 16 * 16;
+                int64_t base[16], len[16];
+                for (int j = 0; j < 16; j++) {
+                    base[j] = (int64_t)j * 256 * 6 + v * 3;
+                    len[j] = j == 3 ? 0 : j % 5 == 1 ? V - j / 5 : V; /* some shorter, one empty */
+                    if (len[j] < 0) len[j] = 0;
+                }
+                double sum1[16], sum2[16];
+                int64_t nnz1[16], nnz2[16];
+                memset(M1, 0xff, 256 * 16 * sizeof(double)); /* every row read must be written */
+                CHECK(K->lanes_load(x, base, len, V, uns, M1, sum1, nnz1) == 0);
+                CHECK(S->lanes_load(x, base, len, V, uns, M2, sum2, nnz2) == 0);
+                CHECK(memcmp(M1, M2, (size_t)rows * 16 * sizeof(double)) == 0);
+                CHECK(memcmp(sum1, sum2, sizeof sum1) == 0);
+                CHECK(memcmp(nnz1, nnz2, sizeof nnz1) == 0);
+                const int caps[4] = {0, 1, 3, 100};
+                const octav_grid g = {3, uns ? OCTAV_GRID_UNSIGNED : OCTAV_GRID_FULL};
+                const double c = octav_grid_noise_c(g);
+                for (int cp = 0; cp < 4; cp++)
+                    for (int warm = 0; warm < 2; warm++) {
+                        double s1[16], s2[16];
+                        int32_t it1[16], it2[16], cv1[16], cv2[16];
+                        for (int j = 0; j < 16; j++)
+                            s1[j] = s2[j] = nnz2[j] == 0 ? 0.0 : warm ? 0.5 + 0.3 * j : sum2[j] / (double)nnz2[j];
+                        K->lanes_solve(M1, V, nnz1, c, caps[cp], s1, it1, cv1);
+                        S->lanes_solve(M2, V, nnz2, c, caps[cp], s2, it2, cv2);
+                        CHECK(memcmp(s1, s2, sizeof s1) == 0);
+                        CHECK(memcmp(it1, it2, sizeof it1) == 0);
+                        CHECK(memcmp(cv1, cv2, sizeof cv1) == 0);
+                        if (cp != 3 || warm) continue;
+                        for (int j = 0; j < 16; j++) {
+                            int32_t rit;
+                            int rcv;
+                            double rs = octav_solve_ref(x + base[j], len[j], g, 0.0, 100, &rit, &rcv);
+                            if (nnz2[j] == 0) { CHECK(it1[j] == 0 && cv1[j] == 1); continue; }
+                            CHECK(rs == s1[j] && rit == it1[j] && rcv == cv1[j]);
+                            for (int64_t i = 0; i < len[j]; i++) cycles += s1[j] == (double)mag_of(x[base[j] + i], uns);
+                        }
+                    }
+            }
+        /* non-finite detection in every lane and position */
+        for (int lane = 0; lane < 16; lane++)
+            for (int pos = 0; pos < 37; pos += 6) {
+                float y[16 * 37];
+                int64_t base[16], len[16];
+                for (int i = 0; i < 16 * 37; i++) y[i] = 1.0f;
+                for (int j = 0; j < 16; j++) { base[j] = j * 37; len[j] = 37; }
+                y[lane * 37 + pos] = pos & 1 ? NAN : -INFINITY;
+                double sm[16];
+                int64_t nz[16];
+                CHECK(K->lanes_load(y, base, len, 37, lane % 3 == 0, M1, sm, nz) == 1);
+            }
+    }
+    if (octav_kernels_by_name("avx2")) CHECK(cycles > 0);
+    free(M1); free(M2); free(x);
+}
+
 static int cmp_float(const void *a, const void *b) {
     float u = *(const float *)a, v = *(const float *)b;
     return (u > v) - (u < v);
@@ -603,6 +682,7 @@ int main(void) {
     RUN(test_sample_fixed_points);
     RUN(test_brute_force);
     RUN(test_kernels_match);
+    RUN(test_lanes_match);
     RUN(test_sample_misprediction);
     RUN(test_channel_start_hint);
     RUN(test_channel_trajectory_guess);

@@ -114,8 +114,27 @@ typedef struct {
      * pass (a warm-started solve; st->sum and st->maxv are set to 0). */
     int64_t (*first)(const float *x, int64_t n, int is_unsigned, double t, double tc, octav_stats *st,
                      double *sum, int64_t *cnt, float *out);
+    /* Many small groups side by side, OCTAV_LANES at a time (octav.c):
+     * lanes_load writes M, whose row i (OCTAV_LANES doubles) holds the
+     * magnitude of element i of each lane's run x[base[j] .. base[j] +
+     * len[j]) (len[j] <= V; lanes past the groups have len 0), 0 past the
+     * run's end, for rows 0 .. V rounded up to 16 (M is 64-byte aligned);
+     * and each lane's sum of magnitudes (in element order) and count of
+     * non-zero ones. Returns 1 if a NaN or Inf was read. */
+    int (*lanes_load)(const float *x, const int64_t *base, const int64_t *len, int64_t V, int is_unsigned,
+                      double *M, double *sum, int64_t *nnz);
+    /* The recursion (rec_advance in octav.c) of every lane j with nnz[j] > 0
+     * on the first V rows of M, from s[j], at most max_iter steps: s[j]
+     * becomes its result, it[j] the steps taken, conv[j] 1 if it
+     * converged. Lanes with nnz[j] == 0 keep s[j] and get it 0, conv 1.
+     * Each lane sums in element order, as the reference does, so the
+     * results are bit-identical to octav_solve_ref. */
+    void (*lanes_solve)(const double *M, int64_t V, const int64_t *nnz, double c, int max_iter, double *s,
+                        int32_t *it, int32_t *conv);
     const char *name;
 } octav_kernels;
+
+#define OCTAV_LANES 16
 
 extern const octav_kernels octav_kernels_scalar;
 

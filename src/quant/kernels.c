@@ -2,6 +2,7 @@
  * choice between them and the AVX2 / AVX-512 versions. The scalar versions
  * are the specification: SIMD versions are tested against them. */
 #include "internal.h"
+#include "kernels_lanes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,18 @@ static int64_t first_scalar(const float *x, int64_t n, int is_unsigned, double t
     return above_compact_scalar(x, n, is_unsigned, t, tc, sum, cnt, out);
 }
 
-const octav_kernels octav_kernels_scalar = {stats_scalar, above_scalar, above_compact_scalar, first_scalar,
-                                            "scalar"};
+static int lanes_load_scalar(const float *x, const int64_t *base, const int64_t *len, int64_t V, int is_unsigned,
+                             double *M, double *sum, int64_t *nnz) {
+    return lanes_load_generic(x, base, len, V, is_unsigned, M, sum, nnz);
+}
+
+static void lanes_solve_scalar(const double *M, int64_t V, const int64_t *nnz, double c, int max_iter, double *s,
+                               int32_t *it, int32_t *conv) {
+    lanes_solve_generic(M, V, nnz, c, max_iter, s, it, conv);
+}
+
+const octav_kernels octav_kernels_scalar = {stats_scalar,      above_scalar,       above_compact_scalar, first_scalar,
+                                            lanes_load_scalar, lanes_solve_scalar, "scalar"};
 
 const octav_kernels *octav_kernels_by_name(const char *name) {
     if (!name) return NULL;

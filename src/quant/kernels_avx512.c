@@ -4,6 +4,7 @@
  * sums are in double lanes, counts in int32 lanes (inputs are split so no
  * lane can overflow), and compaction keeps element order. */
 #include "internal.h"
+#include "kernels_lanes.h"
 
 #include <immintrin.h>
 
@@ -350,5 +351,157 @@ static int64_t first_avx512(const float *x, int64_t n, int is_unsigned, double t
     return first_body(x, n, is_unsigned, t, tc, st, sum, cnt, out, 0);
 }
 
-const octav_kernels octav_kernels_avx512 = {stats_avx512, above_avx512, above_compact_avx512, first_avx512,
-                                            "avx512"};
+/* ---- lane kernels (many small groups; octav.c) ------------------------- */
+
+/* Transposes r[0..15] (row j: 16 floats) in place: r[i] lane j = old r[j]
+ * lane i. Unpacks of 32- and 64-bit elements transpose the 4x4 blocks in
+ * each 128-bit lane, then two 128-bit shuffles transpose the lanes. */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    /* u[4k+q], 128-bit lane L: column 4L+q of rows 4k..4k+3 */
+    for (int k = 0; k < 4; k++) {
+        const __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * k + 2]), d = _mm512_castps_pd(t[4 * k + 3]);
+        u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* row 4L+q gathers lane L of u[q], u[4+q], u[8+q], u[12+q] */
+    for (int q = 0; q < 4; q++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xee);
+        const __m512 w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);
+        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xee);
+        r[q] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        r[4 + q] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+        r[8 + q] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[12 + q] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+    }
+}
+
+/* 16 elements of each lane at a time: masked loads of the 16 runs, one
+ * transpose, rows converted to double; the sums add the rows in order. */
+static int lanes_load_avx512(const float *x, const int64_t *base, const int64_t *len, int64_t V, int is_unsigned,
+                             double *M, double *sum, int64_t *nnz) {
+    const __m512i absbits = _mm512_set1_epi32(0x7fffffff), minus1 = _mm512_set1_epi64(-1);
+    const __m512d zero = _mm512_setzero_pd();
+    __m512i bm = _mm512_setzero_si512(), n0 = bm, n1 = bm;
+    __m512d s0 = zero, s1 = zero;
+    for (int64_t i0 = 0; i0 < V; i0 += 16) {
+        __m512 r[16];
+        for (int j = 0; j < 16; j++) {
+            /* the same line of the next batch (16 runs on: the next 16
+             * groups when the runs are as long as this lane's) */
+            __builtin_prefetch(x + base[j] + i0 + 16 * V, 0, 3);
+            const int64_t rest = len[j] - i0; /* masked-out lanes load nothing */
+            const __m512 v = rest > 0 ? _mm512_maskz_loadu_ps(load_mask(0, rest), x + base[j] + i0) : _mm512_setzero_ps();
+            bm = _mm512_max_epu32(bm, _mm512_and_si512(_mm512_castps_si512(v), absbits));
+            /* max(v, 0) is +0 for -0 (as mag_of; a NaN was seen in bm) */
+            r[j] = is_unsigned ? _mm512_max_ps(v, _mm512_setzero_ps()) : _mm512_abs_ps(v);
+        }
+        transpose16(r);
+        for (int i = 0; i < 16; i++) {
+            const __m512d lo = lo8(r[i]), hi = hi8(r[i]);
+            _mm512_store_pd(M + (i0 + i) * 16, lo);
+            _mm512_store_pd(M + (i0 + i) * 16 + 8, hi);
+            s0 = _mm512_add_pd(s0, lo);
+            s1 = _mm512_add_pd(s1, hi);
+            n0 = _mm512_mask_sub_epi64(n0, _mm512_cmp_pd_mask(lo, zero, _CMP_GT_OQ), n0, minus1);
+            n1 = _mm512_mask_sub_epi64(n1, _mm512_cmp_pd_mask(hi, zero, _CMP_GT_OQ), n1, minus1);
+        }
+    }
+    _mm512_storeu_pd(sum, s0);
+    _mm512_storeu_pd(sum + 8, s1);
+    _mm512_storeu_si512(nnz, n0);
+    _mm512_storeu_si512(nnz + 8, n1);
+    return (uint32_t)_mm512_reduce_max_epu32(bm) >= 0x7f800000u;
+}
+
+/* One half (8 lanes) of the recursions' state. */
+typedef struct {
+    __m512d s, prev2, next;
+    __m512i it, nnz;
+    __mmask8 active, conv, cyc;
+} lanes8;
+
+static inline void lanes8_init(lanes8 *h, const double *s, const int64_t *nnz, int max_iter) {
+    h->s = _mm512_loadu_pd(s);
+    h->prev2 = _mm512_set1_pd(-1.0);
+    h->next = h->s;
+    h->it = _mm512_setzero_si512();
+    h->nnz = _mm512_loadu_si512(nnz);
+    const __mmask8 has = _mm512_cmpgt_epi64_mask(h->nnz, _mm512_setzero_si512());
+    h->active = max_iter > 0 ? has : 0;
+    h->conv = (__mmask8)~has;
+    h->cyc = 0;
+}
+
+/* rec_advance (octav.c) on the active lanes, given the sums and counts. */
+static inline void lanes8_advance(lanes8 *h, __m512d S, __m512i N, __m512d c, __m512i max_iter) {
+    const __m512d den = _mm512_add_pd(_mm512_mul_pd(c, _mm512_cvtepi64_pd(_mm512_sub_epi64(h->nnz, N))),
+                                      _mm512_cvtepi64_pd(N));
+    const __m512d next = _mm512_div_pd(S, den);
+    const __mmask8 act = h->active;
+    const __mmask8 fixed = _mm512_mask_cmp_pd_mask(act, next, h->s, _CMP_EQ_OQ);
+    const __mmask8 cy = _mm512_mask_cmp_pd_mask(act & (__mmask8)~fixed, next, h->prev2, _CMP_EQ_OQ);
+    const __mmask8 go = act & (__mmask8)~(fixed | cy);
+    h->next = next;
+    h->cyc = cy;
+    h->it = _mm512_mask_sub_epi64(h->it, act, h->it, _mm512_set1_epi64(-1));
+    h->conv |= fixed | cy;
+    h->prev2 = _mm512_mask_mov_pd(h->prev2, go, h->s);
+    h->s = _mm512_mask_mov_pd(h->s, go, next);
+    h->active = _mm512_mask_cmplt_epi64_mask(go, h->it, max_iter);
+}
+
+/* A two-cycle's result on the lanes of h->cyc (rare): the smallest
+ * magnitude above the lower of the two values. */
+static void lanes8_cycles(lanes8 *h, const double *M, int64_t V, int half) {
+    double s[8], nx[8];
+    _mm512_storeu_pd(s, h->s);
+    _mm512_storeu_pd(nx, h->next);
+    for (int j = 0; j < 8; j++)
+        if (h->cyc >> j & 1) s[j] = lanes_min_above(M, V, 8 * half + j, nx[j] < s[j] ? nx[j] : s[j]);
+    h->s = _mm512_loadu_pd(s);
+    h->cyc = 0;
+}
+
+static void lanes_solve_avx512(const double *M, int64_t V, const int64_t *nnz, double c, int max_iter, double *s,
+                               int32_t *it, int32_t *conv) {
+    lanes8 h0, h1;
+    lanes8_init(&h0, s, nnz, max_iter);
+    lanes8_init(&h1, s + 8, nnz + 8, max_iter);
+    const __m512d cv = _mm512_set1_pd(c);
+    const __m512i mi = _mm512_set1_epi64(max_iter), minus1 = _mm512_set1_epi64(-1);
+    while (h0.active | h1.active) {
+        __m512d S0 = _mm512_setzero_pd(), S1 = S0;
+        __m512i N0 = _mm512_setzero_si512(), N1 = N0;
+        for (int64_t i = 0; i < V; i++) {
+            const __m512d r0 = _mm512_load_pd(M + i * 16), r1 = _mm512_load_pd(M + i * 16 + 8);
+            const __mmask8 k0 = _mm512_cmp_pd_mask(r0, h0.s, _CMP_GT_OQ), k1 = _mm512_cmp_pd_mask(r1, h1.s, _CMP_GT_OQ);
+            S0 = _mm512_mask_add_pd(S0, k0, S0, r0);
+            S1 = _mm512_mask_add_pd(S1, k1, S1, r1);
+            N0 = _mm512_mask_sub_epi64(N0, k0, N0, minus1);
+            N1 = _mm512_mask_sub_epi64(N1, k1, N1, minus1);
+        }
+        lanes8_advance(&h0, S0, N0, cv, mi);
+        lanes8_advance(&h1, S1, N1, cv, mi);
+        if (h0.cyc) lanes8_cycles(&h0, M, V, 0);
+        if (h1.cyc) lanes8_cycles(&h1, M, V, 1);
+    }
+    _mm512_storeu_pd(s, h0.s);
+    _mm512_storeu_pd(s + 8, h1.s);
+    _mm256_storeu_si256((__m256i *)it, _mm512_cvtepi64_epi32(h0.it));
+    _mm256_storeu_si256((__m256i *)(it + 8), _mm512_cvtepi64_epi32(h1.it));
+    for (int j = 0; j < 8; j++) {
+        conv[j] = h0.conv >> j & 1;
+        conv[8 + j] = h1.conv >> j & 1;
+    }
+}
+
+const octav_kernels octav_kernels_avx512 = {stats_avx512,      above_avx512,       above_compact_avx512, first_avx512,
+                                            lanes_load_avx512, lanes_solve_avx512, "avx512"};

@@ -596,11 +596,11 @@ static int solve_batch(const solve_args *a, int64_t g0, int ng, int w) {
 }
 
 /* ---- many small groups (blocks, short channels) ---------------------------
- * Sixteen groups at a time, one per lane: the magnitudes are transposed into
- * rows of 16 so every step is a vectorisable loop over the rows, and each
- * lane accumulates in element order exactly like the reference, so results
- * are bit-identical to octav_solve_ref. */
-#define LANES 16
+ * OCTAV_LANES groups at a time, one per lane: the kernels transpose their
+ * magnitudes into rows of 16 doubles, so every step is a vector loop over
+ * the rows, and run the 16 recursions side by side (lanes_load and
+ * lanes_solve; each lane sums in element order like the reference, so the
+ * results are bit-identical to octav_solve_ref). */
 #define SMALL_MAX 256
 
 /* 1 if every group is one contiguous run of at most SMALL_MAX elements. */
@@ -610,94 +610,34 @@ static int small_groups(const octav_layout *lay) {
     return 0;
 }
 
-#if OCTAV_HAVE_X86_SIMD && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static int solve_small_batch(const octav_layout *lay, const float *x, int64_t g0, int ng, int uns, double c,
-                             int max_iter, const float *warm, float *scales, octav_clip_info *info) {
-    float M[SMALL_MAX * LANES];
-    double sum[LANES], cur[LANES], prev2[LANES], S[LANES];
-    int64_t nnz[LANES], N[LANES];
-    int32_t it[LANES];
-    int active[LANES], conv[LANES];
-    int V = 0, bad = 0;
-    int64_t base[LANES], len[LANES];
-    for (int j = 0; j < LANES; j++) {
-        len[j] = 0;
-        if (j < ng) {
-            octav_span sp = layout_span(lay, g0 + j);
-            base[j] = sp.base;
-            len[j] = sp.seglen;
-            V = len[j] > V ? (int)len[j] : V;
+static int solve_small_batch(const octav_kernels *K, const octav_layout *lay, const float *x, int64_t g0, int ng,
+                             int uns, double c, int max_iter, const float *warm, float *scales,
+                             octav_clip_info *info) {
+    _Alignas(64) double M[SMALL_MAX * OCTAV_LANES];
+    double sum[OCTAV_LANES], s[OCTAV_LANES];
+    int64_t nnz[OCTAV_LANES], base[OCTAV_LANES], len[OCTAV_LANES], V = 0;
+    int32_t it[OCTAV_LANES], conv[OCTAV_LANES];
+    /* the groups' runs follow each other (a block row's last block may be
+     * shorter): one division for the first, then in step */
+    octav_span sp = layout_span(lay, g0);
+    int64_t b = lay->kind == OCTAV_GRAN_BLOCK ? g0 % lay->nblocks : 0;
+    for (int j = 0; j < OCTAV_LANES; j++) {
+        base[j] = len[j] = 0;
+        if (j >= ng) continue;
+        base[j] = j == 0 ? sp.base : base[j - 1] + len[j - 1];
+        len[j] = sp.seglen;
+        if (lay->kind == OCTAV_GRAN_BLOCK) {
+            len[j] = lay->inner - b * lay->block < lay->block ? lay->inner - b * lay->block : lay->block;
+            b = b + 1 == lay->nblocks ? 0 : b + 1;
         }
+        V = len[j] > V ? len[j] : V;
     }
-    for (int i = 0; i < V; i++)
-        for (int j = 0; j < LANES; j++) {
-            float v = i < len[j] ? x[base[j] + i] : 0.0f;
-            bad |= !isfinite(v);
-            M[i * LANES + j] = mag_of(v, uns);
-        }
-    if (bad) return 1;
-    for (int j = 0; j < LANES; j++) { sum[j] = 0; nnz[j] = 0; }
-    for (int i = 0; i < V; i++) {
-        const float *row = M + i * LANES;
-#pragma omp simd
-        for (int j = 0; j < LANES; j++) {
-            sum[j] += row[j];
-            nnz[j] += row[j] > 0.0f;
-        }
-    }
-    int nactive = 0;
-    for (int j = 0; j < LANES; j++) {
-        it[j] = 0;
-        conv[j] = 1;
-        prev2[j] = -1.0;
-        cur[j] = 0.0;
-        active[j] = j < ng && nnz[j] > 0 && max_iter > 0;
-        if (j < ng && nnz[j] > 0) {
-            cur[j] = warm && warm[g0 + j] > 0 ? (double)warm[g0 + j] : sum[j] / (double)nnz[j];
-            conv[j] = 0;
-        }
-        nactive += active[j];
-    }
-    while (nactive > 0) {
-        for (int j = 0; j < LANES; j++) { S[j] = 0.0; N[j] = 0; }
-        for (int i = 0; i < V; i++) {
-            const float *row = M + i * LANES;
-#pragma omp simd
-            for (int j = 0; j < LANES; j++) {
-                const double m = row[j];
-                const int a = m > cur[j];
-                S[j] += a ? m : 0.0;
-                N[j] += a;
-            }
-        }
-        for (int j = 0; j < LANES; j++) {
-            if (!active[j]) continue;
-            const double next = S[j] / (c * (double)(nnz[j] - N[j]) + (double)N[j]);
-            it[j]++;
-            int stop = 0;
-            if (next == cur[j]) {
-                conv[j] = stop = 1;
-            } else if (next == prev2[j]) {
-                /* two-cycle: the smallest magnitude above the lower value */
-                const double lo = next < cur[j] ? next : cur[j];
-                double best = INFINITY;
-                for (int i = 0; i < V; i++) {
-                    double m = M[i * LANES + j];
-                    if (m > lo && m < best) best = m;
-                }
-                cur[j] = best;
-                conv[j] = stop = 1;
-            } else {
-                prev2[j] = cur[j];
-                cur[j] = next;
-            }
-            if (stop || it[j] >= max_iter) { active[j] = 0; nactive--; }
-        }
-    }
+    if (K->lanes_load(x, base, len, V, uns, M, sum, nnz)) return 1;
+    for (int j = 0; j < OCTAV_LANES; j++)
+        s[j] = nnz[j] == 0 ? 0.0 : warm && warm[g0 + j] > 0 ? (double)warm[g0 + j] : sum[j] / (double)nnz[j];
+    K->lanes_solve(M, V, nnz, c, max_iter, s, it, conv);
     for (int j = 0; j < ng; j++) {
-        scales[g0 + j] = (float)cur[j];
+        scales[g0 + j] = (float)s[j];
         if (info && info->iterations) info->iterations[g0 + j] = it[j];
         if (info && info->converged) info->converged[g0 + j] = (uint8_t)conv[j];
     }
@@ -714,13 +654,13 @@ octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layo
     const int uns = g.kind == OCTAV_GRID_UNSIGNED;
     const double c = octav_grid_noise_c(g);
     if (small_groups(lay)) {
-        const int64_t nb = (lay->ngroups + LANES - 1) / LANES;
+        const int64_t nb = (lay->ngroups + OCTAV_LANES - 1) / OCTAV_LANES;
         int bad = 0;
 #pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (nb > 1) reduction(| : bad)
         for (int64_t b = 0; b < nb; b++) {
-            int64_t g0 = b * LANES;
-            int ng = lay->ngroups - g0 < LANES ? (int)(lay->ngroups - g0) : LANES;
-            bad |= solve_small_batch(lay, x, g0, ng, uns, c, max_iter, warm, scales, info);
+            int64_t g0 = b * OCTAV_LANES;
+            int ng = lay->ngroups - g0 < OCTAV_LANES ? (int)(lay->ngroups - g0) : OCTAV_LANES;
+            bad |= solve_small_batch(sv->K, lay, x, g0, ng, uns, c, max_iter, warm, scales, info);
         }
         return bad ? octav_check_finite(x, lay->numel, name) : OCTAV_OK;
     }
