@@ -553,6 +553,44 @@ static void test_warm_start_and_cap(void) {
     free(x);
 }
 
+/* Small groups (the lane path: blocks of 37, a last block of 4 per row)
+ * with warm starts on some groups and cold starts on the others, under an
+ * iteration cap and without: each group equals octav_solve_ref. */
+static void test_small_groups_warm_and_cap(void) {
+    const int64_t R = 40, D = 300;
+    float *x = laplace(R * D, 93, 0.5);
+    octav_shape shp = {2, {R, D}};
+    octav_layout lay;
+    CHECK(octav_layout_make(&shp, (octav_group_spec){OCTAV_GRAN_BLOCK, 0, 37}, &lay) == OCTAV_OK);
+    octav_solver *sv;
+    CHECK(octav_solver_create(&sv) == OCTAV_OK);
+    float *warm = malloc((size_t)lay.ngroups * sizeof *warm), *s = malloc((size_t)lay.ngroups * sizeof *s);
+    int32_t *it = malloc((size_t)lay.ngroups * sizeof *it);
+    uint8_t *cv = malloc((size_t)lay.ngroups);
+    for (int64_t gi = 0; gi < lay.ngroups; gi++) warm[gi] = gi % 3 == 0 ? 0.0f : 0.2f + 0.05f * (float)(gi % 40);
+    const int caps[2] = {3, 100};
+    for (int kind = 0; kind < 2; kind++)
+        for (int c = 0; c < 2; c++) {
+            octav_grid g = {4, kind ? OCTAV_GRID_UNSIGNED : OCTAV_GRID_FULL};
+            octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+            cfg.warm_start = warm;
+            cfg.max_iter = caps[c];
+            octav_clip_info info = {it, cv};
+            CHECK(octav_clip(sv, &cfg, g, &lay, x, s, &info) == OCTAV_OK);
+            int64_t nbad = 0;
+            for (int64_t gi = 0; gi < lay.ngroups; gi++) {
+                octav_run r = layout_run(&lay, gi);
+                int32_t rit;
+                int rcv;
+                float rs = (float)octav_solve_ref(x + r.base, r.len, g, warm[gi], caps[c], &rit, &rcv);
+                nbad += rs != s[gi] || rit != it[gi] || rcv != cv[gi];
+            }
+            CHECK_EQ_INT(nbad, 0);
+        }
+    octav_solver_destroy(sv);
+    free(warm); free(s); free(it); free(cv); free(x);
+}
+
 static void test_degenerate(void) {
     octav_shape shp = {2, {3, 4}};
     octav_layout lay;
@@ -692,6 +730,7 @@ int main(void) {
     RUN(test_fast_equals_ref_avx512_2t);
     RUN(test_grid_constants_and_zeros);
     RUN(test_warm_start_and_cap);
+    RUN(test_small_groups_warm_and_cap);
     RUN(test_degenerate);
     RUN(test_static);
     RUN(test_alloc_failure);
