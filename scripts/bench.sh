@@ -35,10 +35,12 @@ if [ "$what" = train ]; then
 fi
 "$build/octav" bench kernels --json >"$dir/octav.json"
 "$build/octav" bench solver --threads 1 --case solver/per-tensor --json >"$dir/octav1.json"
+# the solver against DRAM: the tensor flushed from every cache before each run
+"$build/octav" bench solver --uncached --case solver/per- --json >"$dir/uncached.json"
 /usr/bin/python3 bench/peers/peers.py >"$dir/peers.json"
 # shellcheck disable=SC2086
-/usr/bin/python3 scripts/bench_report.py "$dir/octav.json" "$dir/peers.json" docs/BENCHMARKS.md \
-    "$dir/octav1.json" "$dir/scaling.tsv" $train
+/usr/bin/python3 scripts/bench_report.py --uncached "$dir/uncached.json" "$dir/octav.json" "$dir/peers.json" \
+    docs/BENCHMARKS.md "$dir/octav1.json" "$dir/scaling.tsv" $train
 mkdir -p docs/img
 gnuplot -e "f='$dir/scaling.tsv'; out='docs/img/bench_scaling.png'" scripts/bench_scaling.gp
 echo "bench: docs/BENCHMARKS.md and docs/img/bench_scaling.png updated" >&2

@@ -5,7 +5,9 @@
  *   fakequant  a plain copy with the same traffic (forward: read x, write y;
  *              backward: read x and dy, write dx).
  * Each case runs once to warm up, then R times; the median and the range
- * are reported. Data: Laplace(1) floats from a fixed seed.
+ * are reported. Data: Laplace(1) floats from a fixed seed. With
+ * --uncached the solver's tensor is flushed from every cache level before
+ * each timed floor and each timed solve, so both read it from DRAM. 
  * The training-step cases (`octav bench train`) are in bench_train.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli/bench.h"
@@ -23,6 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_CLFLUSH 1
+#else
+#define HAVE_CLFLUSH 0
+#endif
 
 static double now_ms(void) {
     struct timespec ts;
@@ -90,7 +98,24 @@ static timing summarize(double *t, int r) {
     return (timing){t[r / 2], t[0], t[r - 1]};
 }
 
-static int g_json, g_first = 1, g_reps = 7;
+static int g_json, g_first = 1, g_reps = 7, g_uncached;
+
+/* Writes back and evicts x[0..n) from every cache level (--uncached). The
+ * caller checked HAVE_CLFLUSH. */
+static void flush_cache(const float *x, int64_t n) {
+#if HAVE_CLFLUSH
+    const int64_t np = (n + PIECE - 1) / PIECE;
+#pragma omp parallel for schedule(static) if (np > 1)
+    for (int64_t k = 0; k < np; k++) {
+        const int64_t end = (k + 1) * PIECE <= n ? (k + 1) * PIECE : n;
+        for (int64_t i = k * PIECE; i < end; i += 16) _mm_clflush(x + i);
+        _mm_clflush(x + end - 1); /* the last line when x is not 64-byte aligned */
+    }
+    _mm_mfence();
+#else
+    (void)x; (void)n;
+#endif
+}
 static const char *g_only; /* --case SUBSTRING: run only matching cases */
 
 /* for bench_train.c */
@@ -149,13 +174,16 @@ static int solver_case(const char *cas, const float *x, octav_shape shp, octav_g
     }
     read_pass(x, lay.numel);
     for (int r = 0; r < reps && !rc; r++) {
+        if (g_uncached) flush_cache(x, lay.numel);
         double t0 = now_ms();
         read_pass(x, lay.numel);
         double t1 = now_ms();
-        if (octav_clip(sv, &cfg, g, &lay, x, s, &info) != OCTAV_OK) rc = 1;
+        if (g_uncached) flush_cache(x, lay.numel);
         double t2 = now_ms();
+        if (octav_clip(sv, &cfg, g, &lay, x, s, &info) != OCTAV_OK) rc = 1;
+        double t3 = now_ms();
         tf[r] = t1 - t0;
-        ts[r] = t2 - t1;
+        ts[r] = t3 - t2;
     }
     if (rc) cli_error(cas);
     else {
@@ -285,6 +313,9 @@ void cli_bench_usage(FILE *f) {
             "  -r, --reps R      timed repetitions (train: timed steps) per case, 1..64\n"
             "                    (default 7)\n"
             "  -c, --case TEXT   only the cases whose name contains TEXT\n"
+            "  --uncached        solver: flush the tensor from every cache level before\n"
+            "                    each timed floor and solve, so both read from DRAM\n"
+            "                    (x86 only)\n"
             "  -h, --help        show this help\n"
             "train only:\n"
             "  --batch N         images per step (default 128)\n"
@@ -299,13 +330,14 @@ int cli_bench(int argc, char **argv) {
                                          {"case", required_argument, 0, 'c'},    {"help", no_argument, 0, 'h'},
                                          {"batch", required_argument, 0, 'B'},   {"warmup", required_argument, 0, 'W'},
                                          {"input", required_argument, 0, 'I'},   {"width", required_argument, 0, 'X'},
-                                         {0, 0, 0, 0}};
+                                         {"uncached", no_argument, 0, 'U'},      {0, 0, 0, 0}};
     int quick = 0, c;
     long v;
     bench_train_opts to = {.warmup = -1};
     char *end;
     optind = 1;
     opterr = 0;
+    g_uncached = 0;
     while ((c = getopt_long(argc, argv, ":qjt:r:c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'q': quick = 1; break;
@@ -339,6 +371,10 @@ int cli_bench(int argc, char **argv) {
                 cli_errorf("--width must be in (0, 4]");
                 return EXIT_USAGE;
             }
+            break;
+        case 'U':
+            if (!HAVE_CLFLUSH) { cli_errorf("--uncached needs an x86 CPU (clflush)"); return EXIT_USAGE; }
+            g_uncached = 1;
             break;
         case 'h': cli_bench_usage(stdout); return EXIT_OK;
         case ':': cli_errorf("option '%s' needs a value", argv[optind - 1]); return EXIT_USAGE;
@@ -376,8 +412,8 @@ int cli_bench(int argc, char **argv) {
         char date[32];
         time_t now = time(NULL);
         strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-        printf("{\"date\": \"%s\", \"kernels\": \"%s\", \"cflags\": \"%s\",\n\"cases\": [\n", date,
-               octav_kernels_best()->name, OCTAV_BENCH_CFLAGS);
+        printf("{\"date\": \"%s\", \"kernels\": \"%s\", \"cflags\": \"%s\", \"uncached\": %s,\n\"cases\": [\n",
+               date, octav_kernels_best()->name, OCTAV_BENCH_CFLAGS, g_uncached ? "true" : "false");
     } else if (do_solver || do_fq) {
         printf("%-30s %10s %8s %3s %10s %20s %9s %8s  %s\n", "case", "n", "groups", "thr", "ms(median)", "(min..max)",
                "floor_ms", "ratio", "steps / rate");
