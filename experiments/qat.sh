@@ -152,4 +152,14 @@ done
 for s in ${CELL_SEEDS:-2 3}; do
   grid mobilenetv2 "$s" "octav max static-octav lsq" "--epochs 2" "--epochs 1"
 done
+# 12. from scratch, the other clipping methods (cnn, seed 1, 10 epochs as
+#    the float model; step 9 has OCTAV and max). Static OCTAV and the MSE
+#    sweep (always static) calibrate their scalars before the first step,
+#    on the initial weights, and keep them: the paper uses static scalars
+#    for retraining, not from scratch
+for b in 4 3 2; do
+  for c in percentile mse-sweep lsq pact static-octav; do
+    run "cnn_w${b}_${c}_madpwl_scratch_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl
+  done
+done
 echo "results: $db" >&2
