@@ -58,8 +58,9 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
     """A model's 4-, 3- and 2-bit cells over seeds (a bit width once two
     seeds have it): each seed retrains from its own float model; mean, sample
     standard deviation and range of the test accuracy, and of the change from
-    that seed's float model. For cnn also writes TSV_DIR/seeds.tsv and
-    seeds_bits.txt for experiments/plot_seeds.gp."""
+    that seed's float model. Also writes TSV_DIR/seeds_MODEL.tsv (the
+    methods that have runs), seeds_MODEL_float.txt and seeds_MODEL_bits.txt
+    for experiments/plot_seeds.gp."""
     fl = {seed_of(r): r["final"]["test_accuracy"] for r in runs.values()
           if r["final"]["model"] == model and r["final"]["clip"] == "float"}
     sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
@@ -106,25 +107,19 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
             sd_s = f" ± {100 * sd:.2f}" if len(acc) > 1 else ""
             cells += [f"{100 * mu:.2f}{sd_s}", str(len(acc)), f"{dmu:+.2f} ({dlo:+.2f}..{dhi:+.2f})"]
             row += [f"{100 * mu:.4f}", f"{100 * sd:.4f}" if len(acc) > 1 else "0", str(len(acc))]
-        rows.append(row)
         if any(cells):
+            rows.append(row)
             lines_m = f"| {m} | " + " | ".join(cells) + " |"
             out.append(lines_m)
     out.append("")
-    if model != "cnn":
-        return out
-    with open(os.path.join(tsv, "seeds.tsv"), "w") as fh:
+    with open(os.path.join(tsv, f"seeds_{model}.tsv"), "w") as fh:
         fh.write("# method\t" + "\t".join(f"mean{b}\tsd{b}\tn{b}" for b in bitw) + f"\t(float mean {100 * fmu:.4f})\n")
-        for i, r in enumerate(rows):
-            fh.write("\t".join([r[0]] + r[1:]) + "\n")
-    with open(os.path.join(tsv, "seeds_float.txt"), "w") as fh:
+        for r in rows:
+            fh.write("\t".join(r) + "\n")
+    with open(os.path.join(tsv, f"seeds_{model}_float.txt"), "w") as fh:
         fh.write(f"{100 * fmu:.4f}\n")
-    with open(os.path.join(tsv, "seeds_bits.txt"), "w") as fh:
+    with open(os.path.join(tsv, f"seeds_{model}_bits.txt"), "w") as fh:
         fh.write(" ".join(str(b) for b in bitw) + "\n")
-    if os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_seeds.png")):
-        out += [f"![test accuracy over seeds, {bnames} bits](img/qat_seeds.png)", "",
-                "Mean and sample standard deviation over the seeds (error bars); the dashed line is the float "
-                "models' mean.", ""]
     return out
 
 
@@ -268,8 +263,19 @@ def main():
                   "in points, against the bit width.", ""]
 
     lines += scratch_table(runs, methods)
+    seeded = []
     for model in ("cnn", "resnet20", "mobilenetv2"):
-        lines += seeds_table(runs, methods, tsv, doc, model)
+        t = seeds_table(runs, methods, tsv, doc, model)
+        seeded += [model] if t else []
+        lines += t
+    # the models with seeds, for experiments/plot_seeds.gp (one row each)
+    with open(os.path.join(tsv, "seeds_models.txt"), "w") as fh:
+        fh.write(" ".join(seeded) + "\n")
+    if seeded and os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_seeds.png")):
+        lines += ["![test accuracy over seeds by model and bit width](img/qat_seeds.png)", "",
+                  "The tables above as a figure: mean and sample standard deviation over the seeds (error bars) "
+                  "of each clipping method's test accuracy, one row per model; the dashed line is the mean of "
+                  "that model's float models.", ""]
 
     # gradient estimators: accuracy and the gradient norm (STE's growth)
     est = [r for r in runs.values() if mode_of(r) == "retrain" and r["final"]["clip"] == "octav"

@@ -20,7 +20,7 @@ if [ "${QUICK:-0}" = 1 ]; then db=results/qat-quick/qat.jsonl; else db=experimen
 /usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md results/qat_report
 gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_qat.gp
 [ -s results/qat_report/traj_index.txt ] && gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_traj.gp
-[ -s results/qat_report/seeds.tsv ] && gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_seeds.gp
+[ -s results/qat_report/seeds_models.txt ] && gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_seeds.gp
 [ -s results/qat_report/grid_models.txt ] && gnuplot -e "dir='results/qat_report'; out='docs/img'" experiments/plot_grid.gp
 /usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md results/qat_report
 # calibration quality of every method on octav-trained float models
