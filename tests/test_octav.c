@@ -664,23 +664,31 @@ static void test_alloc_failure(void) {
     const int64_t n = 300000;
     float *x = laplace(n, 3, 1.0);
     octav_shape shp = {2, {300, 1000}};
-    octav_layout lay;
-    octav_layout_make(&shp, (octav_group_spec){OCTAV_GRAN_CHANNEL, 0, 0}, &lay);
-    float s[300];
-    for (int k = 0; k < 6; k++) {
-        fail_after = k;
-        octav_set_allocator(failing_alloc, plain_free, NULL);
-        octav_solver *sv = NULL;
-        octav_status st = octav_solver_create(&sv);
-        if (st == OCTAV_OK) {
-            octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
-            st = octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL);
-            octav_solver_destroy(sv);
+    /* channels (the batched path) and blocks of 32 (the lane path) */
+    const octav_group_spec specs[2] = {{OCTAV_GRAN_CHANNEL, 0, 0}, {OCTAV_GRAN_BLOCK, 0, 32}};
+    float *s = malloc(300 * 32 * sizeof *s);
+    for (int sp = 0; sp < 2; sp++) {
+        octav_layout lay;
+        octav_layout_make(&shp, specs[sp], &lay);
+        int failed_in_clip = 0;
+        for (int k = 0; k < 6; k++) {
+            fail_after = k;
+            octav_set_allocator(failing_alloc, plain_free, NULL);
+            octav_solver *sv = NULL;
+            octav_status st = octav_solver_create(&sv);
+            if (st == OCTAV_OK) {
+                octav_clip_config cfg = octav_clip_default(OCTAV_CLIP_OCTAV);
+                st = octav_clip(sv, &cfg, FULL4, &lay, x, s, NULL);
+                failed_in_clip |= st == OCTAV_ENOMEM;
+                octav_solver_destroy(sv);
+            }
+            octav_set_allocator(NULL, NULL, NULL);
+            CHECK(st == OCTAV_OK || st == OCTAV_ENOMEM);
+            if (k == 0) CHECK(st == OCTAV_ENOMEM);
         }
-        octav_set_allocator(NULL, NULL, NULL);
-        CHECK(st == OCTAV_OK || st == OCTAV_ENOMEM);
-        if (k == 0) CHECK(st == OCTAV_ENOMEM);
+        CHECK(failed_in_clip); /* the solve's own workspace can fail too */
     }
+    free(s);
     free(x);
 }
 

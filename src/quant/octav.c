@@ -610,10 +610,14 @@ static int small_groups(const octav_layout *lay) {
     return 0;
 }
 
-static int solve_small_batch(const octav_kernels *K, const octav_layout *lay, const float *x, int64_t g0, int ng,
-                             int uns, double c, int max_iter, const float *warm, float *scales,
+/* Floats of solver workspace per worker for the lanes' magnitudes: SMALL_MAX
+ * rows of OCTAV_LANES doubles, and room to align them to 64 bytes (32 KB
+ * would be a lot of stack on the caller's thread). */
+#define SMALL_WORKSPACE (2 * SMALL_MAX * OCTAV_LANES + 16)
+
+static int solve_small_batch(const octav_kernels *K, double *M, const octav_layout *lay, const float *x, int64_t g0,
+                             int ng, int uns, double c, int max_iter, const float *warm, float *scales,
                              octav_clip_info *info) {
-    _Alignas(64) double M[SMALL_MAX * OCTAV_LANES];
     double sum[OCTAV_LANES], s[OCTAV_LANES];
     int64_t nnz[OCTAV_LANES], base[OCTAV_LANES], len[OCTAV_LANES], V = 0;
     int32_t it[OCTAV_LANES], conv[OCTAV_LANES];
@@ -655,12 +659,17 @@ octav_status octav_solve_octav_(octav_solver *sv, octav_grid g, const octav_layo
     const double c = octav_grid_noise_c(g);
     if (small_groups(lay)) {
         const int64_t nb = (lay->ngroups + OCTAV_LANES - 1) / OCTAV_LANES;
+        const int T = octav_get_threads() < nb ? octav_get_threads() : (int)nb;
+        octav_status st = reserve(sv, (size_t)T * SMALL_WORKSPACE, 0, 0);
+        if (st) return st;
         int bad = 0;
-#pragma omp parallel for schedule(static) num_threads(octav_get_threads()) if (nb > 1) reduction(| : bad)
+#pragma omp parallel for schedule(static) num_threads(T) if (nb > 1) reduction(| : bad)
         for (int64_t b = 0; b < nb; b++) {
             int64_t g0 = b * OCTAV_LANES;
             int ng = lay->ngroups - g0 < OCTAV_LANES ? (int)(lay->ngroups - g0) : OCTAV_LANES;
-            bad |= solve_small_batch(sv->K, lay, x, g0, ng, uns, c, max_iter, warm, scales, info);
+            float *w = sv->buf + (size_t)omp_get_thread_num() * SMALL_WORKSPACE;
+            double *M = (double *)(void *)(((uintptr_t)w + 63) & ~(uintptr_t)63);
+            bad |= solve_small_batch(sv->K, M, lay, x, g0, ng, uns, c, max_iter, warm, scales, info);
         }
         return bad ? octav_check_finite(x, lay->numel, name) : OCTAV_OK;
     }
