@@ -268,9 +268,14 @@ def main():
         t = seeds_table(runs, methods, tsv, doc, model)
         seeded += [model] if t else []
         lines += t
-    # the models with seeds, for experiments/plot_seeds.gp (one row each)
-    with open(os.path.join(tsv, "seeds_models.txt"), "w") as fh:
-        fh.write(" ".join(seeded) + "\n")
+    # the models with seeds, for experiments/plot_seeds.gp (one row each);
+    # no file when none has them (run.sh then skips the figure)
+    mfile = os.path.join(tsv, "seeds_models.txt")
+    if seeded:
+        with open(mfile, "w") as fh:
+            fh.write(" ".join(seeded) + "\n")
+    elif os.path.exists(mfile):
+        os.remove(mfile)
     if seeded and os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_seeds.png")):
         lines += ["![test accuracy over seeds by model and bit width](img/qat_seeds.png)", "",
                   "The tables above as a figure: mean and sample standard deviation over the seeds (error bars) "
