@@ -1,6 +1,8 @@
 #!/bin/sh
 # deps.sh -- installs the Debian packages octav needs for a make target.
-#   scripts/deps.sh build     compiler, cmake, pkg-config, cJSON, zlib, BLIS, oneDNN,
+#   scripts/deps.sh build     compiler, cmake, pkg-config, cJSON, zlib, BLIS, oneDNN
+#                             (with ocl-icd-opencl-dev: Debian's oneDNN CMake config
+#                             requires OpenCL, which it only recommends),
 #                             Fashion-MNIST (the default training data) and the
 #                             12 Debian word lists (the text corpus, --data langid)
 #   scripts/deps.sh fixtures  + python3-numpy, python3-torch (regenerating test fixtures)
@@ -8,7 +10,7 @@
 #   scripts/deps.sh results   + gnuplot-nox, python3 (figures of docs/RESULTS.md)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
-want="gcc make cmake pkg-config libcjson-dev zlib1g-dev libblis-openmp-dev libdnnl-dev dataset-fashion-mnist"
+want="gcc make cmake pkg-config libcjson-dev zlib1g-dev libblis-openmp-dev libdnnl-dev ocl-icd-opencl-dev dataset-fashion-mnist"
 want="$want wamerican wfrench wngerman witalian wspanish wportuguese wdutch wswedish wpolish wdanish wnorwegian wcatalan"
 case "${1:-build}" in
   build) ;;
