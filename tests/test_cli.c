@@ -32,7 +32,9 @@ static void test_help_and_usage(void) {
                          "clip --bogus x.npy", "clip --bits", "bench --reps 0", "bench frobnicate",
                          "bench --threads x", "bench solver fakequant", "bench train solver",
                          "bench train --batch 0", "bench train --warmup -1", "bench train --input imagenet",
-                         "bench train --width 0", "bench train --width 1x"};
+                         "bench train --width 0", "bench train --width 1x",
+                         "bench fakequant --uncached", "bench train --uncached", "bench solver --batch 16",
+                         "bench kernels --width=2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = run(bad[i], &o, &e);
         CHECK_MSG(rc == 2, "'%s' -> %d", bad[i], rc);

@@ -334,6 +334,7 @@ int cli_bench(int argc, char **argv) {
     int quick = 0, c;
     long v;
     bench_train_opts to = {.warmup = -1};
+    const char *train_opt = NULL; /* the last train-only option given */
     char *end;
     optind = 1;
     opterr = 0;
@@ -353,19 +354,23 @@ int cli_bench(int argc, char **argv) {
             break;
         case 'c': g_only = optarg; break;
         case 'B':
+            train_opt = "--batch";
             if (!cli_parse_int(optarg, 1, 65536, &v)) { cli_errorf("--batch must be in 1..65536"); return EXIT_USAGE; }
             to.batch = v;
             break;
         case 'W':
+            train_opt = "--warmup";
             if (!cli_parse_int(optarg, 0, 1000, &v)) { cli_errorf("--warmup must be in 0..1000"); return EXIT_USAGE; }
             to.warmup = (int)v;
             break;
         case 'I':
+            train_opt = "--input";
             if (!strcmp(optarg, "cifar")) to.cifar = 1;
             else if (!strcmp(optarg, "fmnist")) to.cifar = 0;
             else { cli_errorf("--input '%s': expected fmnist or cifar", optarg); return EXIT_USAGE; }
             break;
         case 'X':
+            train_opt = "--width";
             to.width = strtod(optarg, &end);
             if (end == optarg || *end || !(to.width > 0 && to.width <= 4)) {
                 cli_errorf("--width must be in (0, 4]");
@@ -394,6 +399,15 @@ int cli_bench(int argc, char **argv) {
     }
     if (optind + 1 < argc) {
         cli_errorf("name one benchmark (solver, fakequant, kernels, train or all)");
+        return EXIT_USAGE;
+    }
+    /* options that would be ignored by the chosen benchmark are errors */
+    if (g_uncached && !do_solver) {
+        cli_errorf("--uncached applies to the solver cases only (bench solver, kernels or all)");
+        return EXIT_USAGE;
+    }
+    if (train_opt && !do_train) {
+        cli_errorf("%s applies to the train cases only (bench train or all)", train_opt);
         return EXIT_USAGE;
     }
     to.quick = quick;
