@@ -123,7 +123,7 @@ typedef struct {
      * non-zero ones. Returns 1 if a NaN or Inf was read. */
     int (*lanes_load)(const float *x, const int64_t *base, const int64_t *len, int64_t V, int is_unsigned,
                       double *M, double *sum, int64_t *nnz);
-    /* The recursion (rec_advance in octav.c) of every lane j with nnz[j] > 0
+    /* The recursion (rec_advance in recursion.h) of every lane j with nnz[j] > 0
      * on the first V rows of M, from s[j], at most max_iter steps: s[j]
      * becomes its result, it[j] the steps taken, conv[j] 1 if it
      * converged. Lanes with nnz[j] == 0 keep s[j] and get it 0, conv 1.

@@ -3,6 +3,7 @@
  * are the specification: SIMD versions are tested against them. */
 #include "internal.h"
 #include "kernels_lanes.h"
+#include "recursion.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -86,53 +87,49 @@ static int lanes_load_scalar(const float *x, const int64_t *base, const int64_t 
     return bits_max >= 0x7f800000u;
 }
 
+typedef struct {
+    const double *M;
+    int64_t V;
+    int j;
+} lane_ref;
+
+static double lane_min_above(void *ctx, double lo) {
+    const lane_ref *l = ctx;
+    return lanes_min_above(l->M, l->V, l->j, lo);
+}
+
+/* rec_advance (recursion.h) on every lane with a nonzero magnitude, each
+ * step's sums and counts taken row by row (the order the SIMD kernels keep) */
 static void lanes_solve_scalar(const double *M, int64_t V, const int64_t *nnz, double c, int max_iter,
                                double *s, int32_t *it, int32_t *conv) {
-    double prev2[OCTAV_LANES], nxt[OCTAV_LANES], S[OCTAV_LANES];
-    int64_t N[OCTAV_LANES];
-    int32_t active[OCTAV_LANES], cyc[OCTAV_LANES];
+    rec_state r[OCTAV_LANES];
     int nactive = 0;
     for (int j = 0; j < OCTAV_LANES; j++) {
-        it[j] = 0;
-        conv[j] = nnz[j] == 0;
-        prev2[j] = -1.0;
-        active[j] = nnz[j] > 0 && max_iter > 0;
-        nactive += active[j];
+        rec_init(&r[j], nnz[j], c, s[j], nnz[j] > 0 ? max_iter : 0);
+        nactive += !r[j].done;
     }
     while (nactive > 0) {
-        for (int j = 0; j < OCTAV_LANES; j++) { S[j] = 0.0; N[j] = 0; }
+        double S[OCTAV_LANES] = {0};
+        int64_t N[OCTAV_LANES] = {0};
         for (int64_t i = 0; i < V; i++) {
             const double *row = M + i * OCTAV_LANES;
             for (int j = 0; j < OCTAV_LANES; j++) {
-                const int a = row[j] > s[j];
+                const int a = row[j] > r[j].s;
                 S[j] += a ? row[j] : 0.0;
                 N[j] += a;
             }
         }
-        /* rec_advance (octav.c) on every active lane */
-        int ncyc = 0;
         nactive = 0;
         for (int j = 0; j < OCTAV_LANES; j++) {
-            const double next = S[j] / (c * (double)(nnz[j] - N[j]) + (double)N[j]);
-            const int32_t act = active[j];
-            const int32_t fixed = act & (next == s[j]);
-            const int32_t cy = act & !fixed & (next == prev2[j]);
-            const int32_t go = act & !fixed & !cy;
-            nxt[j] = next;
-            cyc[j] = cy;
-            it[j] += act;
-            conv[j] |= fixed | cy;
-            prev2[j] = go ? s[j] : prev2[j];
-            s[j] = go ? next : s[j];
-            active[j] = go & (it[j] < max_iter);
-            nactive += active[j];
-            ncyc += cy;
+            if (r[j].done) continue;
+            lane_ref l = {M, V, j};
+            nactive += !rec_advance(&r[j], (step_stats){S[j], N[j]}, lane_min_above, &l);
         }
-        for (int j = 0; ncyc > 0 && j < OCTAV_LANES; j++)
-            if (cyc[j]) {
-                s[j] = lanes_min_above(M, V, j, nxt[j] < s[j] ? nxt[j] : s[j]);
-                ncyc--;
-            }
+    }
+    for (int j = 0; j < OCTAV_LANES; j++) {
+        s[j] = r[j].s;
+        it[j] = r[j].it;
+        conv[j] = r[j].conv | (nnz[j] == 0);
     }
 }
 

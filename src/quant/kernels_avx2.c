@@ -223,7 +223,7 @@ static int lanes_load_avx2(const float *x, const int64_t *base, const int64_t *l
     return (uint32_t)_mm_cvtsi128_si32(b) >= 0x7f800000u;
 }
 
-/* rec_advance (octav.c) on 16 lanes as four vectors of 4; the state's
+/* rec_advance (recursion.h) on 16 lanes as four vectors of 4; the state's
  * masks are all-ones lanes. */
 static void lanes_solve_avx2(const double *M, int64_t V, const int64_t *nnz, double c, int max_iter, double *s,
                              int32_t *it, int32_t *conv) {

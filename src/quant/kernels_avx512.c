@@ -440,7 +440,7 @@ static inline void lanes8_init(lanes8 *h, const double *s, const int64_t *nnz, i
     h->cyc = 0;
 }
 
-/* rec_advance (octav.c) on the active lanes, given the sums and counts. */
+/* rec_advance (recursion.h) on the active lanes, given the sums and counts. */
 static inline void lanes8_advance(lanes8 *h, __m512d S, __m512i N, __m512d c, __m512i max_iter) {
     const __m512d den = _mm512_add_pd(_mm512_mul_pd(c, _mm512_cvtepi64_pd(_mm512_sub_epi64(h->nnz, N))),
                                       _mm512_cvtepi64_pd(N));

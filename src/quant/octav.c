@@ -21,6 +21,7 @@
  * exactness. Sums are in double over fixed pieces combined in piece order,
  * so the result does not depend on the thread count. */
 #include "internal.h"
+#include "recursion.h"
 
 #include <omp.h>
 #include <string.h>
@@ -118,58 +119,8 @@ static octav_status reserve(octav_solver *sv, size_t nfloats, size_t nparts, int
     return OCTAV_OK;
 }
 
-/* ---- the recursion, shared by reference and fast solver --------------- */
-typedef struct {
-    double sum;   /* sum of magnitudes > s */
-    int64_t n1;   /* count of magnitudes > s */
-} step_stats;
-
+/* ---- the recursion (recursion.h), driven by a step function ----------- */
 typedef step_stats (*step_fn)(void *ctx, double s);
-typedef double (*min_above_fn)(void *ctx, double s); /* smallest magnitude > s */
-
-/* Iterates s <- F(s) from s0. Stops at s_{n+1} == s_n (fixed point) or
- * s_{n+1} == s_{n-1}: a two-cycle f_lo < a <= f_hi around a data value a
- * where the convex cost the recursion minimises,
- *   Jt(s) = c * sum_{0<|x|<=s} (s^2 - x^2) + sum_{|x|>s} (|x| - s)^2,
- * has its kink minimum; a (the smallest magnitude above f_lo) is the result.
- * The state advances one step at a time, so that a caller can interleave
- * the recursions of several groups. */
-typedef struct {
-    double prev2, s;  /* s_{n-1} and s_n: the result once done */
-    int64_t nnz;
-    double c;
-    int it, max_iter;
-    int conv, done;
-} rec_state;
-
-static void rec_init(rec_state *r, int64_t nnz, double c, double s0, int max_iter) {
-    r->prev2 = -1.0;
-    r->s = s0;
-    r->nnz = nnz;
-    r->c = c;
-    r->it = 0;
-    r->max_iter = max_iter;
-    r->conv = 0;
-    r->done = max_iter <= 0;
-}
-
-/* Takes the sum and count above r->s; returns 1 when the recursion is done. */
-static int rec_advance(rec_state *r, step_stats st, min_above_fn min_above, void *ctx) {
-    const double den = r->c * (double)(r->nnz - st.n1) + (double)st.n1;
-    const double next = st.sum / den;
-    r->it++;
-    if (next == r->s) {
-        r->conv = r->done = 1;
-    } else if (next == r->prev2) {
-        r->conv = r->done = 1;
-        r->s = min_above(ctx, next < r->s ? next : r->s);
-    } else {
-        r->prev2 = r->s;
-        r->s = next;
-        r->done = r->it >= r->max_iter;
-    }
-    return r->done;
-}
 
 static double recursion(step_fn step, min_above_fn min_above, void *ctx, int64_t nnz, double c, double s0,
                         int max_iter, int32_t *iterations, int *converged) {
