@@ -11,6 +11,24 @@ import os
 import sys
 
 
+def machine():
+    """The CPU the run used (model name, widest vector ISA, cores), so that
+    wall times from different machines are not compared as one."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, val = line.partition(":")
+                if key.strip() == "model name":
+                    model = val.strip()
+                elif key.strip() == "flags":
+                    flags = set(val.split())
+    except OSError:
+        pass
+    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
+    return f"{model} ({isa}, {os.cpu_count()} cores)"
+
+
 def summarize(log_path, start=None, traj=None):
     final, epochs = None, []
     gn = []   # grad norms of the current epoch's steps
@@ -72,7 +90,8 @@ def main():
     final, epochs = summarize(log, start, traj)
     if final is None:
         sys.exit(f"{log}: no final line (the run did not finish)")
-    rec = {"run": name, "commit": commit, "command": command, "final": final, "epochs": epochs}
+    rec = {"run": name, "commit": commit, "command": command, "machine": machine(), "final": final,
+           "epochs": epochs}
     if start:
         rec["start"] = start
     if traj:

@@ -169,8 +169,15 @@ def main():
         replace_section(doc, "qat", lines)
         return
     lines += ["### Every run (Fashion-MNIST test set, 10,000 images)", "",
-              "| run | mode | bits | clipping | gradients | epochs | test acc % | vs float (points) | train img/s | wall s | commit |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| run | mode | bits | clipping | gradients | epochs | test acc % | vs float (points) | train img/s | wall s | machine | commit |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    # runs recorded before qat_record.py stored the machine are A; the
+    # others are named by their CPU, B, C, ... in sorted order
+    early = "the machines of earlier sessions (2 cores with AVX-512; model not recorded)"
+    machine_of = lambda r: r.get("machine", early)
+    machines = {early: "A"} if any("machine" not in r for r in runs.values()) else {}
+    for i, m in enumerate(sorted({r["machine"] for r in runs.values() if "machine" in r})):
+        machines[m] = chr(ord("B") + i)
     order = sorted(runs.values(), key=lambda r: (r["final"]["model"], -r["final"]["bits"], mode_of(r), r["run"]))
     for r in order:
         f = r["final"]
@@ -179,13 +186,18 @@ def main():
         bits = "float" if f["bits"] >= 32 else str(f["bits"])
         lines.append(f"| `{r['run']}` | {mode_of(r) if f['clip'] != 'float' else 'scratch'} | {bits} | {f['clip']} | "
                      f"{f['grad']} | {f['epochs']} | {fmt_pct(f['test_accuracy'])} | {delta} | "
-                     f"{f['images_per_second']:.0f} | {f['wall_seconds']:.0f} | {r['commit']} |")
+                     f"{f['images_per_second']:.0f} | {f['wall_seconds']:.0f} | "
+                     f"{machines[machine_of(r)]} | {r['commit']} |")
     lines += ["", "Commands (each run: `octav train ARGS --out results/qat/NAME.safetensors --log results/qat/NAME.jsonl --quiet`):", ""]
     for r in order:
         lines.append(f"- `{r['run']}`: `{r['command']}`")
     lines.append("")
     lines.append("Throughput and wall time were measured while other jobs shared the 2 cores; see "
-                 "docs/BENCHMARKS.md for the controlled comparison.")
+                 "docs/BENCHMARKS.md for the controlled comparison. They compare only between runs "
+                 "of the same machine:")
+    lines.append("")
+    for m, k in sorted(machines.items(), key=lambda mk: mk[1]):
+        lines.append(f"- {k}: {m}")
     lines.append("")
 
     # the targets, checked against the runs
