@@ -87,20 +87,10 @@ static octav_model *small_cnn(int bits, const char *clip, const char *grad) {
     return m;
 }
 
-static void test_qat_octav_scales_are_fixed_points(void) {
-    octav_model *m = small_cnn(4, "octav", "mad-pwl");
-    CHECK(m != NULL);
-    if (!m) return;
-    float x[8 * 144];
-    int32_t y[8];
-    trng r = {.s = 2};
-    fill_batch(&r, x, y, 8, 144, 4);
-    octav_train_config tc = octav_train_default();
-    octav_step_result res;
-    for (int s = 0; s < 3; s++) CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 8, &res), OCTAV_OK);
-    /* after a forward, each weight quantizer's scales equal the solver's
-     * answer on the current weights (warm start or not: same fixed point) */
-    CHECK_EQ_INT(octav_model_forward(m, x, 8, NULL), OCTAV_OK);
+/* After a forward, each weight quantizer's scales equal octav_clip's answer
+ * with `method` on the current weights (4 bits; 8 for the first conv and the
+ * last linear). Returns how many quantizers were checked. */
+static int check_weight_scales(octav_model *m, octav_clip_method method) {
     octav_solver *sv;
     octav_solver_create(&sv);
     int checked = 0;
@@ -122,17 +112,34 @@ static void test_qat_octav_scales_are_fixed_points(void) {
         octav_layout lay;
         octav_layout_make(&ws, spec, &lay);
         float ref[256];
-        octav_clip_config cc = octav_clip_default(OCTAV_CLIP_OCTAV);
+        octav_clip_config cc = octav_clip_default(method);
         octav_grid g = {.bits = (int)t.shape.dim[0] > 0 ? 0 : 0, .kind = OCTAV_GRID_FULL};
         /* bits: 8 for the first conv and the last linear, 4 otherwise */
         int first = strstr(t.name, "features.0") != NULL, last = strstr(t.name, "classifier.2") != NULL;
         g.bits = first || last ? 8 : 4;
         CHECK_EQ_INT(octav_clip(sv, &cc, g, &lay, w, ref, NULL), OCTAV_OK);
         CHECK_ARRAYS(t.data, ref, lay.ngroups, 0, 0);
+        CHECK_MSG(!t.trainable && !t.grad, "%s: weight scales are not trained", t.name);
         checked++;
     }
-    CHECK_EQ_INT(checked, 6);
     octav_solver_destroy(sv);
+    return checked;
+}
+
+static void test_qat_octav_scales_are_fixed_points(void) {
+    octav_model *m = small_cnn(4, "octav", "mad-pwl");
+    CHECK(m != NULL);
+    if (!m) return;
+    float x[8 * 144];
+    int32_t y[8];
+    trng r = {.s = 2};
+    fill_batch(&r, x, y, 8, 144, 4);
+    octav_train_config tc = octav_train_default();
+    octav_step_result res;
+    for (int s = 0; s < 3; s++) CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 8, &res), OCTAV_OK);
+    /* warm start or not: the same fixed point */
+    CHECK_EQ_INT(octav_model_forward(m, x, 8, NULL), OCTAV_OK);
+    CHECK_EQ_INT(check_weight_scales(m, OCTAV_CLIP_OCTAV), 6);
     /* report: every quantizer has a positive scale, inputs after ReLU use
      * the unsigned grid */
     int nq = octav_model_num_quantizers(m);
@@ -176,6 +183,42 @@ static void test_qat_all_modes_train(void) {
             CHECK_EQ_INT(octav_model_calibrated(m), 1);   /* static: calibrated by the first steps */
             octav_model_destroy(m);
         }
+}
+
+/* PACT (Choi et al.) learns the clipping scalar of activations only: input
+ * scales are trainable, decayed and move with training; weights are
+ * max-scaled on every step, untrained. */
+static void test_pact_learns_activations_only(void) {
+    octav_model *m = small_cnn(4, "pact", "mad-pwl");
+    CHECK(m != NULL);
+    if (!m) return;
+    float x[8 * 144];
+    int32_t y[8];
+    trng r = {.s = 3};
+    fill_batch(&r, x, y, 8, 144, 4);
+    octav_train_config tc = octav_train_default();
+    octav_step_result res;
+    CHECK_EQ_INT(octav_model_train_step(m, &tc, 0, x, y, 8, &res), OCTAV_OK);
+    float first[6];
+    int ni = 0;
+    for (int i = 0; i < octav_model_num_tensors(m); i++) {
+        octav_tensor_ref t = octav_model_tensor(m, i);
+        if (!strstr(t.name, ".input_scale")) continue;
+        CHECK_MSG(t.trainable && t.decay && t.grad, "%s: PACT's alpha is trained, with decay", t.name);
+        if (ni < 6) first[ni] = t.data[0];
+        ni++;
+    }
+    CHECK_EQ_INT(ni, 6);
+    for (int s = 1; s < 4; s++) CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 8, &res), OCTAV_OK);
+    int moved = 0, k = 0;
+    for (int i = 0; i < octav_model_num_tensors(m); i++) {
+        octav_tensor_ref t = octav_model_tensor(m, i);
+        if (strstr(t.name, ".input_scale") && k < 6) moved += t.data[0] != first[k++];
+    }
+    CHECK_MSG(moved > 0, "no PACT alpha moved in 3 steps");
+    CHECK_EQ_INT(octav_model_forward(m, x, 8, NULL), OCTAV_OK);
+    CHECK_EQ_INT(check_weight_scales(m, OCTAV_CLIP_MAX), 6);
+    octav_model_destroy(m);
 }
 
 static void test_static_calibration_fixed(void) {
@@ -494,6 +537,7 @@ int main(void) {
     RUN(test_gradcheck_residual_graph);
     RUN(test_qat_octav_scales_are_fixed_points);
     RUN(test_qat_all_modes_train);
+    RUN(test_pact_learns_activations_only);
     RUN(test_static_calibration_fixed);
     RUN(test_resume_bit_for_bit);
     RUN(test_load_errors_leave_model_unchanged);

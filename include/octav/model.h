@@ -154,7 +154,8 @@ typedef enum {
     OCTAV_QCLIP_OCTAV = 0,   /* dynamic OCTAV: re-solved every step, warm start */
     OCTAV_QCLIP_STATIC,      /* `method` calibrated on calib_batches, then fixed */
     OCTAV_QCLIP_DYNAMIC,     /* `method` recomputed every step (max, percentile) */
-    OCTAV_QCLIP_PACT,        /* learned clipping scalar (PACT)                 */
+    OCTAV_QCLIP_PACT,        /* PACT: learned clipping scalar of activations;
+                                weights max-scaled every step   */
     OCTAV_QCLIP_LSQ          /* learned step size (LSQ, with its gradient scale) */
 } octav_qclip_mode;
 

@@ -114,8 +114,18 @@ int octav_model_calibrated(const octav_model *m) {
     return 1;
 }
 
-static int learned(const octav_model *m) {
-    return m->qat.mode == OCTAV_QCLIP_PACT || m->qat.mode == OCTAV_QCLIP_LSQ;
+/* Whether a quantizer's scalars are trained. LSQ learns every step size.
+ * PACT learns the clipping scalar of activations only, as Choi et al.
+ * define it; its weights are max-scaled on every step (DoReFa-style, the
+ * weight quantizer PACT was published with, normalises by the maximum).
+ * PACT's alpha gradient is an unscaled sum over the clipped elements: on a
+ * weight tensor (hundreds of thousands of elements, per-element gradients
+ * not averaged over a batch) one SGD step moves alpha by many times its
+ * size. Measured on cnn from scratch, 3 bits: the classifier's weight alpha
+ * went 0.0179 -> 1e-8 (clamped) -> 777 in two steps, leaving every weight
+ * of the layer on the zero level (docs/RESULTS.md). */
+static int learned_quantizer(const octav_model *m, int is_weight) {
+    return m->qat.mode == OCTAV_QCLIP_LSQ || (m->qat.mode == OCTAV_QCLIP_PACT && !is_weight);
 }
 
 /* Creates the quantizers and their scale tensors for m->qat. */
@@ -181,7 +191,8 @@ octav_status qat_setup(octav_model *m) {
             snprintf(name, sizeof name, "%s.%s", nd->name, suffix[role]);
             octav_shape s = {.ndim = 1};
             s.dim[0] = q->ngroups;
-            int t = model_add_tensor(m, name, &s, learned(m), m->qat.mode == OCTAV_QCLIP_PACT, 2);
+            const int lrn = learned_quantizer(m, isw);
+            int t = model_add_tensor(m, name, &s, lrn, lrn && m->qat.mode == OCTAV_QCLIP_PACT, 2);
             if (t < 0) return octav_set_error(m->err, "%s", m->errmsg);
             m->tensors[t].offset = total;
             total += q->ngroups;
@@ -300,6 +311,11 @@ static octav_status update_scales(octav_model *m, quantizer *q, const octav_layo
         return OCTAV_OK;
     case OCTAV_QCLIP_PACT:
     case OCTAV_QCLIP_LSQ:
+        if (!learned_quantizer(m, q->is_weight)) {   /* PACT's weights: max-scaled on every call */
+            st = octav_clip(m->solver, &cc, q->grid, lay, x, s, &info);
+            if (!st) q->solved = 1;
+            return st;
+        }
         if (!q->solved) {
             learned_init(m, q, x, lay->numel, s);
             q->solved = 1;
@@ -330,8 +346,8 @@ octav_status qat_backward(octav_model *m, int qi, const float *x, const octav_sh
     octav_layout lay;
     octav_status st = octav_layout_make(shape, q->spec, &lay);
     if (st) return st;
-    octav_scale_grad sg = m->qat.mode == OCTAV_QCLIP_LSQ ? OCTAV_SGRAD_LSQ
-                        : m->qat.mode == OCTAV_QCLIP_PACT ? OCTAV_SGRAD_PACT : OCTAV_SGRAD_NONE;
+    octav_scale_grad sg = !learned_quantizer(m, q->is_weight) ? OCTAV_SGRAD_NONE
+                        : m->qat.mode == OCTAV_QCLIP_LSQ ? OCTAV_SGRAD_LSQ : OCTAV_SGRAD_PACT;
     octav_grad_est est = q->is_weight ? m->qat.weight_grad : m->qat.act_grad;
     mtensor *t = &m->tensors[q->tensor];
     st = octav_fq_backward(q->grid, &lay, x, t->data, dq, est, sg, dx, sg ? q->dscale : NULL);
