@@ -157,6 +157,30 @@ def scratch_table(runs, methods):
     return out
 
 
+def superseded_pact(path, floats_all):
+    """The runs of octav's first PACT, which also learned the weights'
+    clipping scalars (kept apart from the results file; superseded)."""
+    old = load(path)
+    if not old:
+        return []
+    out = ["### Superseded: PACT with learned weight scalars", "",
+           f"Before commit 41c3d98, `--clip pact` also learned every weight quantizer's clipping scalar with PACT's "
+           f"unscaled gradient; now PACT learns the activations' scalars only and max-scales the weights "
+           f"(docs/TRAINING.md). The runs of the old definition, kept in "
+           f"`experiments/results/{os.path.basename(path)}` and left out of every other table here:", "",
+           "| run | mode | bits | test acc % | vs float (points) | clipped weights % (last epoch) | commit |",
+           "|---|---|---:|---:|---:|---:|---|"]
+    for r in sorted(old.values(), key=lambda r: (mode_of(r), -r["final"]["bits"], seed_of(r))):
+        f = r["final"]
+        fl = floats_all.get((f["model"], seed_of(r)))
+        delta = "" if fl is None else f"{100 * (f['test_accuracy'] - fl['final']['test_accuracy']):+.2f}"
+        wc = r["epochs"][-1].get("weight_clipped_fraction") if r.get("epochs") else None
+        out.append(f"| `{r['run']}` | {mode_of(r)} | {f['bits']} | {fmt_pct(f['test_accuracy'])} | {delta} | "
+                   f"{'' if wc is None else f'{100 * wc:.2f}'} | {r['commit']} |")
+    out.append("")
+    return out
+
+
 def main():
     db, doc, tsv = sys.argv[1:4]
     runs = load(db)
@@ -275,6 +299,7 @@ def main():
                   "in points, against the bit width.", ""]
 
     lines += scratch_table(runs, methods)
+    lines += superseded_pact(os.path.join(os.path.dirname(db), "qat_pact_learned_weights.jsonl"), floats_all)
     seeded = []
     for model in ("cnn", "resnet20", "mobilenetv2"):
         t = seeds_table(runs, methods, tsv, doc, model)
