@@ -126,6 +126,13 @@ static int check_weight_scales(octav_model *m, octav_clip_method method) {
     return checked;
 }
 
+/* Steps [from, to) of default SGD training of m on one batch x, y of 8. */
+static void train_steps(octav_model *m, const float *x, const int32_t *y, int from, int to) {
+    octav_train_config tc = octav_train_default();
+    octav_step_result res;
+    for (int s = from; s < to; s++) CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 8, &res), OCTAV_OK);
+}
+
 static void test_qat_octav_scales_are_fixed_points(void) {
     octav_model *m = small_cnn(4, "octav", "mad-pwl");
     CHECK(m != NULL);
@@ -134,9 +141,7 @@ static void test_qat_octav_scales_are_fixed_points(void) {
     int32_t y[8];
     trng r = {.s = 2};
     fill_batch(&r, x, y, 8, 144, 4);
-    octav_train_config tc = octav_train_default();
-    octav_step_result res;
-    for (int s = 0; s < 3; s++) CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 8, &res), OCTAV_OK);
+    train_steps(m, x, y, 0, 3);
     /* warm start or not: the same fixed point */
     CHECK_EQ_INT(octav_model_forward(m, x, 8, NULL), OCTAV_OK);
     CHECK_EQ_INT(check_weight_scales(m, OCTAV_CLIP_OCTAV), 6);
@@ -196,9 +201,7 @@ static void test_pact_learns_activations_only(void) {
     int32_t y[8];
     trng r = {.s = 3};
     fill_batch(&r, x, y, 8, 144, 4);
-    octav_train_config tc = octav_train_default();
-    octav_step_result res;
-    CHECK_EQ_INT(octav_model_train_step(m, &tc, 0, x, y, 8, &res), OCTAV_OK);
+    train_steps(m, x, y, 0, 1);
     float first[6];
     int ni = 0;
     for (int i = 0; i < octav_model_num_tensors(m); i++) {
@@ -209,7 +212,7 @@ static void test_pact_learns_activations_only(void) {
         ni++;
     }
     CHECK_EQ_INT(ni, 6);
-    for (int s = 1; s < 4; s++) CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 8, &res), OCTAV_OK);
+    train_steps(m, x, y, 1, 4);
     int moved = 0, k = 0;
     for (int i = 0; i < octav_model_num_tensors(m); i++) {
         octav_tensor_ref t = octav_model_tensor(m, i);
