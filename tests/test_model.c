@@ -133,14 +133,21 @@ static void train_steps(octav_model *m, const float *x, const int32_t *y, int fr
     for (int s = from; s < to; s++) CHECK_EQ_INT(octav_model_train_step(m, &tc, s, x, y, 8, &res), OCTAV_OK);
 }
 
-static void test_qat_octav_scales_are_fixed_points(void) {
-    octav_model *m = small_cnn(4, "octav", "mad-pwl");
+/* small_cnn at 4 bits with clip and MAD/PWL gradients, and one batch of 8
+ * drawn with seed into x, y. */
+static octav_model *cnn_and_batch(const char *clip, uint64_t seed, float *x, int32_t *y) {
+    octav_model *m = small_cnn(4, clip, "mad-pwl");
     CHECK(m != NULL);
-    if (!m) return;
+    trng r = {.s = seed};
+    fill_batch(&r, x, y, 8, 144, 4);
+    return m;
+}
+
+static void test_qat_octav_scales_are_fixed_points(void) {
     float x[8 * 144];
     int32_t y[8];
-    trng r = {.s = 2};
-    fill_batch(&r, x, y, 8, 144, 4);
+    octav_model *m = cnn_and_batch("octav", 2, x, y);
+    if (!m) return;
     train_steps(m, x, y, 0, 3);
     /* warm start or not: the same fixed point */
     CHECK_EQ_INT(octav_model_forward(m, x, 8, NULL), OCTAV_OK);
@@ -194,13 +201,10 @@ static void test_qat_all_modes_train(void) {
  * scales are trainable, decayed and move with training; weights are
  * max-scaled on every step, untrained. */
 static void test_pact_learns_activations_only(void) {
-    octav_model *m = small_cnn(4, "pact", "mad-pwl");
-    CHECK(m != NULL);
-    if (!m) return;
     float x[8 * 144];
     int32_t y[8];
-    trng r = {.s = 3};
-    fill_batch(&r, x, y, 8, 144, 4);
+    octav_model *m = cnn_and_batch("pact", 3, x, y);
+    if (!m) return;
     train_steps(m, x, y, 0, 1);
     float first[6];
     int ni = 0;
@@ -225,13 +229,10 @@ static void test_pact_learns_activations_only(void) {
 }
 
 static void test_static_calibration_fixed(void) {
-    octav_model *m = small_cnn(4, "static-octav", "mad-pwl");
-    CHECK(m != NULL);
-    if (!m) return;
     float x[8 * 144];
     int32_t y[8];
-    trng r = {.s = 6};
-    fill_batch(&r, x, y, 8, 144, 4);
+    octav_model *m = cnn_and_batch("static-octav", 6, x, y);
+    if (!m) return;
     CHECK_EQ_INT(octav_model_calibrated(m), 0);
     CHECK_EQ_INT(octav_model_calibrate(m, x, 8), OCTAV_OK);
     CHECK_EQ_INT(octav_model_calibrated(m), 0);

@@ -114,18 +114,24 @@ int octav_model_calibrated(const octav_model *m) {
     return 1;
 }
 
-/* Whether a quantizer's scalars are trained. LSQ learns every step size.
+/* The clipping mode of one quantizer: m->qat.mode, except PACT's weights,
+ * which are max-scaled on every step (DYNAMIC with m->qat.clip = max).
  * PACT learns the clipping scalar of activations only, as Choi et al.
- * define it; its weights are max-scaled on every step (DoReFa-style, the
- * weight quantizer PACT was published with, normalises by the maximum).
- * PACT's alpha gradient is an unscaled sum over the clipped elements: on a
- * weight tensor (hundreds of thousands of elements, per-element gradients
- * not averaged over a batch) one SGD step moves alpha by many times its
- * size. Measured on cnn from scratch, 3 bits: the classifier's weight alpha
- * went 0.0179 -> 1e-8 (clamped) -> 777 in two steps, leaving every weight
- * of the layer on the zero level (docs/RESULTS.md). */
+ * define it (the DoReFa weight quantizer PACT was published with
+ * normalises by the maximum). PACT's alpha gradient is an unscaled sum over
+ * the clipped elements: on a weight tensor (up to 802,816 elements here,
+ * per-element gradients not averaged over a batch) one SGD step moves alpha
+ * by several times its size; on cnn from scratch at 3 bits the classifier's
+ * weight alpha went 0.0179 -> 1e-8 (clamped) -> 886 in two steps, every
+ * weight of the layer on the zero level (docs/RESULTS.md, *PACT*). */
+static octav_qclip_mode quantizer_mode(const octav_model *m, int is_weight) {
+    return m->qat.mode == OCTAV_QCLIP_PACT && is_weight ? OCTAV_QCLIP_DYNAMIC : m->qat.mode;
+}
+
+/* Whether a quantizer's scalars are trained (PACT, LSQ). */
 static int learned_quantizer(const octav_model *m, int is_weight) {
-    return m->qat.mode == OCTAV_QCLIP_LSQ || (m->qat.mode == OCTAV_QCLIP_PACT && !is_weight);
+    const octav_qclip_mode mode = quantizer_mode(m, is_weight);
+    return mode == OCTAV_QCLIP_PACT || mode == OCTAV_QCLIP_LSQ;
 }
 
 /* Creates the quantizers and their scale tensors for m->qat. */
@@ -281,7 +287,7 @@ static octav_status update_scales(octav_model *m, quantizer *q, const octav_layo
     octav_clip_info info = {.iterations = q->iters, .converged = NULL};
     octav_status st;
     int training = m->training || m->calibrating;
-    switch (c->mode) {
+    switch (quantizer_mode(m, q->is_weight)) {
     case OCTAV_QCLIP_OCTAV:
     case OCTAV_QCLIP_DYNAMIC:
         /* activations: re-solved in training; weights: always (eval included) */
@@ -311,11 +317,6 @@ static octav_status update_scales(octav_model *m, quantizer *q, const octav_layo
         return OCTAV_OK;
     case OCTAV_QCLIP_PACT:
     case OCTAV_QCLIP_LSQ:
-        if (!learned_quantizer(m, q->is_weight)) {   /* PACT's weights: max-scaled on every call */
-            st = octav_clip(m->solver, &cc, q->grid, lay, x, s, &info);
-            if (!st) q->solved = 1;
-            return st;
-        }
         if (!q->solved) {
             learned_init(m, q, x, lay->numel, s);
             q->solved = 1;
