@@ -26,11 +26,20 @@ touch "$db"
 # the commit of the binary: BUILD_DIR/COMMIT when a frozen copy runs the study
 commit=$(cat "$build/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-# run NAME ARGS...: skipped when NAME is already in the results file
+# recorded NAME: NAME has a line in the results file
+recorded() { grep -q "\"run\":\"$1\"" "$db"; }
+
+# run NAME ARGS...: the run NAME (when it matches NAME_PATTERN), skipped
+# when NAME is already in the results file
 run() {
+  case "$1" in *"$pattern"*) ;; *) return 0 ;; esac
+  run_any "$@"
+}
+
+# run_any NAME ARGS...: as run, whatever NAME_PATTERN
+run_any() {
   name=$1; shift
-  case "$name" in *"$pattern"*) ;; *) return 0 ;; esac
-  if grep -q "\"run\":\"$name\"" "$db"; then echo "skip $name (done)" >&2; return 0; fi
+  if recorded "$name"; then echo "skip $name (done)" >&2; return 0; fi
   while [ -f results/.pause ]; do sleep 5; done
   # several copies of this script may share the list (one core each): a run
   # is taken by creating its lock directory, which holds the worker's PID; a
@@ -47,7 +56,7 @@ run() {
     fi
   fi
   echo $$ > "$lock/pid"
-  if grep -q "\"run\":\"$name\"" "$db"; then rm -rf "$lock"; return 0; fi
+  if recorded "$name"; then rm -rf "$lock"; return 0; fi
   if [ -n "${THREADS:-}" ]; then set -- "$@" --threads "$THREADS"; fi
   if [ "$quick" = 1 ]; then set -- "$@" --epochs 1; fi
   echo "== $name: octav train $* $extra" >&2
@@ -62,46 +71,59 @@ run() {
   rm -rf "$lock"
 }
 
+# float_model MODEL SEED "FARGS": sets fl to the checkpoint of MODEL's float
+# model for SEED, trained first (octav train --model MODEL --seed SEED FARGS)
+# when it is not there; fl is empty while another worker trains it or when
+# its run failed. results/ is not kept between machines: when the recorded
+# float run's checkpoint is gone, the float model is trained again as
+# MODEL_float_sSEED_r2 (then _r3, ...). That model is not the recorded one
+# bit for bit (another machine or thread count), so qat_report.py measures
+# each retrained run against the float run whose checkpoint its --init names.
+float_model() {
+  fm_name=${1}_float_s$2; fm_k=1
+  while recorded "$fm_name" && [ ! -f "$dir/$fm_name.safetensors" ]; do
+    fm_k=$((fm_k + 1)); fm_name=${1}_float_s${2}_r$fm_k
+  done
+  # shellcheck disable=SC2086
+  run_any "$fm_name" --model "$1" --seed "$2" $3
+  fl=""
+  if recorded "$fm_name" && [ -f "$dir/$fm_name.safetensors" ]; then fl="$dir/$fm_name.safetensors"; fi
+}
+
+# retrain NAME MODEL SEED "FARGS" ARGS...: the run NAME, retrained from
+# MODEL's float model for SEED (float_model) with octav train ARGS; the
+# float model is trained only when NAME still has to run
+retrain() {
+  rt_name=$1; rt_model=$2; rt_seed=$3; rt_fargs=$4; shift 4
+  case "$rt_name" in *"$pattern"*) ;; *) return 0 ;; esac
+  recorded "$rt_name" && return 0
+  float_model "$rt_model" "$rt_seed" "$rt_fargs"
+  [ -n "$fl" ] || return 0
+  run "$rt_name" --model "$rt_model" --seed "$rt_seed" "$@" --init "$fl"
+}
+
 seeds=${SEEDS:-1}
 for s in $seeds; do
   # 1. float baseline, from scratch
   run "cnn_float_s$s" --model cnn --seed "$s"
-  f="$dir/cnn_float_s$s.safetensors"
   # 2. 4-bit dynamic OCTAV + MAD/PWL, from scratch and retrained from float
-  [ -f "$f" ] && run "cnn_w4_octav_madpwl_retrain_s$s" --model cnn --seed "$s" --bits 4 --clip octav --grad mad-pwl --init "$f"
+  retrain "cnn_w4_octav_madpwl_retrain_s$s" cnn "$s" "" --bits 4 --clip octav --grad mad-pwl
   run "cnn_w4_octav_madpwl_scratch_s$s" --model cnn --seed "$s" --bits 4 --clip octav --grad mad-pwl
   # 3. low bits: clipping method and gradient estimator, retrained from float
   for b in 3 2; do
     for c in octav max; do
-      [ -f "$f" ] && run "cnn_w${b}_${c}_madpwl_retrain_s$s" --model cnn --seed "$s" --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
+      retrain "cnn_w${b}_${c}_madpwl_retrain_s$s" cnn "$s" "" --bits "$b" --clip "$c" --grad mad-pwl
     done
     for g in pwl ste mad; do
-      [ -f "$f" ] && run "cnn_w${b}_octav_${g}_retrain_s$s" --model cnn --seed "$s" --bits "$b" --clip octav --grad "$g" --init "$f"
+      retrain "cnn_w${b}_octav_${g}_retrain_s$s" cnn "$s" "" --bits "$b" --clip octav --grad "$g"
     done
   done
 done
 # 4a. scalar trajectories: 4-bit retraining with dynamic and static OCTAV,
 #    every quantizer's scalar logged every 20 steps
-f="$dir/cnn_float_s1.safetensors"
 for c in octav static-octav; do
-  [ -f "$f" ] && run "cnn_w4_${c}_traj_s1" --model cnn --seed 1 --bits 4 --clip "$c" --grad mad-pwl --init "$f" \
-      --log-quant-every 20
+  retrain "cnn_w4_${c}_traj_s1" cnn 1 "" --bits 4 --clip "$c" --grad mad-pwl --log-quant-every 20
 done
-# 4. the rest of the clipping grid, retrained from the seed-1 float model
-#    (2 epochs each): every method at 8, 6, 4, 3 and 2 bits
-f="$dir/cnn_float_s1.safetensors"
-if [ -f "$f" ]; then
-  for b in 4 3 2; do
-    for c in max static-octav percentile mse-sweep pact lsq; do
-      run "cnn_w${b}_${c}_madpwl_retrain_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
-    done
-  done
-  for b in 8 6; do
-    for c in octav max static-octav percentile mse-sweep pact lsq; do
-      run "cnn_w${b}_${c}_madpwl_retrain_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl --init "$f"
-    done
-  done
-fi
 # grid MODEL SEED "METHODS" "FLOAT_ARGS" "RETRAIN_ARGS" ["BITS"]: the float
 # run, then retraining from its checkpoint at each of BITS (default 4 and 3)
 # with each clipping method (MAD weight / PWL input gradients)
@@ -109,16 +131,18 @@ grid() {
   g_model=$1; g_seed=$2; g_methods=$3; g_fargs=$4; g_rargs=$5; g_bits=${6:-4 3}
   # shellcheck disable=SC2086
   run "${g_model}_float_s$g_seed" --model "$g_model" --seed "$g_seed" $g_fargs
-  g_f="$dir/${g_model}_float_s$g_seed.safetensors"
-  [ -f "$g_f" ] || return 0
   for g_b in $g_bits; do
     for g_c in $g_methods; do
       # shellcheck disable=SC2086
-      run "${g_model}_w${g_b}_${g_c}_madpwl_retrain_s$g_seed" --model "$g_model" --seed "$g_seed" --bits "$g_b" \
-          --clip "$g_c" --grad mad-pwl --init "$g_f" $g_rargs
+      retrain "${g_model}_w${g_b}_${g_c}_madpwl_retrain_s$g_seed" "$g_model" "$g_seed" "$g_fargs" \
+          --bits "$g_b" --clip "$g_c" --grad mad-pwl $g_rargs
     done
   done
 }
+# 4. the rest of the clipping grid, retrained from the seed-1 float model
+#    (2 epochs each): every method at 8, 6, 4, 3 and 2 bits
+grid cnn 1 "max static-octav percentile mse-sweep pact lsq" "" "" "4 3 2"
+grid cnn 1 "octav max static-octav percentile mse-sweep pact lsq" "" "" "8 6"
 # 5. resnet20: float (5 epochs), then 4- and 3-bit retraining with dynamic
 #    OCTAV, static OCTAV, max and LSQ (2 epochs)
 grid resnet20 1 "octav static-octav max lsq" "--epochs 5" ""

@@ -45,6 +45,49 @@ def seed_of(r):
     return parts[parts.index("--seed") + 1] if "--seed" in parts else "1"
 
 
+def init_of(r):
+    parts = r["command"].split()
+    return parts[parts.index("--init") + 1] if "--init" in parts else None
+
+
+def primary_floats(runs):
+    """(model, seed) -> the first float run recorded for them: the float
+    model of the tables. A later one (MODEL_float_sSEED_rK, qat.sh) is the
+    same model trained again because the first one's checkpoint was lost."""
+    out = {}
+    for r in runs.values():
+        if r["final"]["clip"] == "float":
+            out.setdefault((r["final"]["model"], seed_of(r)), r)
+    return out
+
+
+def baseline(r, runs, floats_all):
+    """The float run a quantized run is measured against: the one whose
+    checkpoint it was retrained from (--init), else the first float run of
+    its model and seed."""
+    init = init_of(r)
+    if init is not None:
+        for x in runs.values():
+            if x["final"]["clip"] == "float" and x["final"].get("checkpoint") == init:
+                return x
+    return floats_all.get((r["final"]["model"], seed_of(r)))
+
+
+def rerun_note(runs, floats_all, used):
+    """A sentence on the float runs trained again (used: their records)."""
+    if not used:
+        return []
+    parts = []
+    for x in sorted(used, key=lambda x: x["run"]):
+        first = floats_all[(x["final"]["model"], seed_of(x))]
+        parts.append(f"`{x['run']}` ({fmt_pct(x['final']['test_accuracy'])}%; the first run "
+                     f"`{first['run']}` gave {fmt_pct(first['final']['test_accuracy'])}%)")
+    return ["† Retrained from a float model trained again with the same command after the first one's checkpoint "
+            "was lost (results/ is not kept between machines; another machine or thread count changes the "
+            "float sums, so it is not the same model bit for bit): " + ", ".join(parts) +
+            ". The change is from the float model the run started from.", ""]
+
+
 def fmt_pct(x):
     return f"{100 * x:.2f}"
 
@@ -61,8 +104,8 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
     that seed's float model. Also writes TSV_DIR/seeds_MODEL.tsv (the
     methods that have runs), seeds_MODEL_float.txt and seeds_MODEL_bits.txt
     for experiments/plot_seeds.gp."""
-    fl = {seed_of(r): r["final"]["test_accuracy"] for r in runs.values()
-          if r["final"]["model"] == model and r["final"]["clip"] == "float"}
+    floats_all = primary_floats(runs)
+    fl = {seed: r["final"]["test_accuracy"] for (m, seed), r in floats_all.items() if m == model}
     sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
            and r["final"]["grad"] == "mad-pwl" and r["final"]["bits"] in (4, 3, 2) and "_traj" not in r["run"]
            and seed_of(r) in fl]
@@ -91,7 +134,7 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
            "float model and the range of that change, in points.", "",
            "| clipping | " + " | ".join(f"{b} bits: acc % | n | change (range)" for b in bitw) + " |",
            "|---|" + "---:|---:|---:|" * len(bitw)]
-    rows = []
+    rows, reruns = [], set()
     for m in methods:
         cells, row = [], [m]
         for b in bitw:
@@ -101,17 +144,21 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
                 row += ["NaN"] * 3
                 continue
             acc = [r["final"]["test_accuracy"] for r in rr]
-            dif = [100 * (r["final"]["test_accuracy"] - fl[seed_of(r)]) for r in rr]
+            base = [baseline(r, runs, floats_all) for r in rr]
+            dif = [100 * (r["final"]["test_accuracy"] - x["final"]["test_accuracy"]) for r, x in zip(rr, base)]
+            again = [x for x in base if x is not floats_all[model, seed_of(x)]]
+            reruns.update(x["run"] for x in again)
             mu, sd, _, _ = stat(acc)
             dmu, _, dlo, dhi = stat(dif)
             sd_s = f" ± {100 * sd:.2f}" if len(acc) > 1 else ""
-            cells += [f"{100 * mu:.2f}{sd_s}", str(len(acc)), f"{dmu:+.2f} ({dlo:+.2f}..{dhi:+.2f})"]
+            cells += [f"{100 * mu:.2f}{sd_s}", str(len(acc)), f"{dmu:+.2f} ({dlo:+.2f}..{dhi:+.2f}){'†' if again else ''}"]
             row += [f"{100 * mu:.4f}", f"{100 * sd:.4f}" if len(acc) > 1 else "0", str(len(acc))]
         if any(cells):
             rows.append(row)
             lines_m = f"| {m} | " + " | ".join(cells) + " |"
             out.append(lines_m)
     out.append("")
+    out += rerun_note(runs, floats_all, [runs[n] for n in reruns])
     with open(os.path.join(tsv, f"seeds_{model}.tsv"), "w") as fh:
         fh.write("# method\t" + "\t".join(f"mean{b}\tsd{b}\tn{b}" for b in bitw) + f"\t(float mean {100 * fmu:.4f})\n")
         for r in rows:
@@ -130,8 +177,7 @@ def scratch_table(runs, methods):
     for model in ("cnn", "resnet20", "mobilenetv2"):
         sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "scratch"
                and r["final"]["clip"] != "float" and r["final"]["grad"] == "mad-pwl" and seed_of(r) == "1"]
-        fl = [r for r in runs.values() if r["final"]["model"] == model and r["final"]["clip"] == "float"
-              and seed_of(r) == "1"]
+        fl = [x for (m, seed), x in primary_floats(runs).items() if m == model and seed == "1"]
         if not sel or not fl:
             continue
         fa = fl[0]["final"]["test_accuracy"]
@@ -185,7 +231,7 @@ def main():
     db, doc, tsv = sys.argv[1:4]
     runs = load(db)
     os.makedirs(tsv, exist_ok=True)
-    floats_all = {(r["final"]["model"], seed_of(r)): r for r in runs.values() if r["final"]["clip"] == "float"}
+    floats_all = primary_floats(runs)
     floats = {seed: r for (model, seed), r in floats_all.items() if model == "cnn"}   # the targets are cnn's
     lines = []
     if not runs:
@@ -205,14 +251,17 @@ def main():
     order = sorted(runs.values(), key=lambda r: (r["final"]["model"], -r["final"]["bits"], mode_of(r), r["run"]))
     for r in order:
         f = r["final"]
-        fl = floats_all.get((f["model"], seed_of(r)))
-        delta = "" if f["clip"] == "float" or fl is None else f"{100 * (f['test_accuracy'] - fl['final']['test_accuracy']):+.2f}"
+        fl = floats_all.get((f["model"], seed_of(r))) if f["clip"] == "float" else baseline(r, runs, floats_all)
+        delta = "" if fl is None or fl is r else f"{100 * (f['test_accuracy'] - fl['final']['test_accuracy']):+.2f}"
         bits = "float" if f["bits"] >= 32 else str(f["bits"])
         lines.append(f"| `{r['run']}` | {mode_of(r) if f['clip'] != 'float' else 'scratch'} | {bits} | {f['clip']} | "
                      f"{f['grad']} | {f['epochs']} | {fmt_pct(f['test_accuracy'])} | {delta} | "
                      f"{f['images_per_second']:.0f} | {f['wall_seconds']:.0f} | "
                      f"{machines[machine_of(r)]} | {r['commit']} |")
-    lines += ["", "Commands (each run: `octav train ARGS --out results/qat/NAME.safetensors --log results/qat/NAME.jsonl --quiet`):", ""]
+    lines += ["", "A run retrained from float is measured against the float run it started from (its `--init`), "
+              "the others against their seed's first float run; a float run named `_rK` is that float model "
+              "trained again (same command) after the first one's checkpoint was lost, measured against the first.",
+              "", "Commands (each run: `octav train ARGS --out results/qat/NAME.safetensors --log results/qat/NAME.jsonl --quiet`):", ""]
     for r in order:
         lines.append(f"- `{r['run']}`: `{r['command']}`")
     lines.append("")
@@ -235,7 +284,7 @@ def main():
             if (seed_of(r) != seed or f["model"] != "cnn" or f["bits"] != 4 or f["clip"] != "octav"
                     or f["grad"] != "mad-pwl" or "_traj" in r["run"]):
                 continue
-            d = 100 * (f["test_accuracy"] - fa)
+            d = 100 * (f["test_accuracy"] - baseline(r, runs, floats_all)["final"]["test_accuracy"])
             tgt = 0.3 if mode_of(r) == "retrain" else 0.5
             checks.append(f"- 4-bit OCTAV, MAD/PWL, {mode_of(r)} ({f['epochs']} epochs): {fmt_pct(f['test_accuracy'])}% "
                           f"({d:+.2f} points; target within {tgt}: {'met' if d >= -tgt else 'missed'}).")
@@ -259,8 +308,7 @@ def main():
     methods = ("octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq")
     grid_models = []
     for model in ("cnn", "resnet20", "mobilenetv2"):
-        fl = [r for r in runs.values() if r["final"]["model"] == model and r["final"]["clip"] == "float"
-              and seed_of(r) == "1"]
+        fl = [floats_all[model, "1"]] if (model, "1") in floats_all else []
         sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
                and seed_of(r) == "1" and r["final"]["grad"] == "mad-pwl" and "_traj" not in r["run"]]
         if not fl or not sel:
@@ -272,18 +320,26 @@ def main():
                   f"{sel[0]['final']['epochs']} epoch{'s' if sel[0]['final']['epochs'] != 1 else ''} of retraining.", "",
                   "| clipping | " + " | ".join(f"{b} bits" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
         change = {}   # (method, bits) -> change from float, points
+        reruns = set()
         for m in methods:
             cells, label = [], m
             for b in bits:
                 rr = [r for r in sel if r["final"]["bits"] == b and clip_matches(r["final"]["clip"], m)]
-                a_ = rr[0]["final"]["test_accuracy"] if rr else None
-                cells.append(f"{fmt_pct(a_)} ({100 * (a_ - fa):+.2f})" if rr else "")
-                if rr:
-                    label = rr[0]["final"]["clip"]
-                    change[m, b] = 100 * (a_ - fa)
+                if not rr:
+                    cells.append("")
+                    continue
+                a_ = rr[0]["final"]["test_accuracy"]
+                base = baseline(rr[0], runs, floats_all)
+                mark = "" if base is fl[0] else "†"
+                if mark:
+                    reruns.add(base["run"])
+                cells.append(f"{fmt_pct(a_)} ({100 * (a_ - base['final']['test_accuracy']):+.2f}){mark}")
+                label = rr[0]["final"]["clip"]
+                change[m, b] = 100 * (a_ - base["final"]["test_accuracy"])
             if any(cells):
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += rerun_note(runs, floats_all, [runs[n] for n in reruns])
         # TSV for experiments/plot_grid.gp: one row per bit width, one column per method
         with open(os.path.join(tsv, f"grid_{model}.tsv"), "w") as fh:
             fh.write("bits\t" + "\t".join(methods) + "\n")
@@ -367,7 +423,8 @@ def main():
         f = r["final"]
         if not r.get("epochs") or f["model"] != "cnn" or seed_of(r) != "1" or "_traj" in r["run"]:
             continue
-        if not (f["clip"] == "float" or (f["bits"] in (3, 2) and f["clip"] in ("octav", "max"))):
+        if not ((f["clip"] == "float" and r is floats_all[f["model"], "1"])
+                or (f["bits"] in (3, 2) and f["clip"] in ("octav", "max"))):
             continue
         name = r["run"]
         with open(os.path.join(tsv, name + ".tsv"), "w") as fh:
