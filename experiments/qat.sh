@@ -186,4 +186,8 @@ for b in 4 3 2; do
     run "cnn_w${b}_${c}_madpwl_scratch_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl
   done
 done
+# 13. the rest of the method grid for resnet20 and mobilenetv2 (seed 1, 4 and
+#    3 bits, as steps 5 and 7): the percentile, the MSE sweep and PACT
+grid resnet20 1 "percentile mse-sweep pact" "--epochs 5" ""
+grid mobilenetv2 1 "percentile mse-sweep pact" "--epochs 2" "--epochs 1"
 echo "results: $db" >&2
