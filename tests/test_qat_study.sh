@@ -52,7 +52,7 @@ check "the lost float model is trained again as cnn_float_s1_r2, once" \
   "$(grep -v -- '--clip' calls.txt | grep -c -- '^--model cnn --seed 1 .*--out results/qat-quick/cnn_float_s1_r2.safetensors' | grep -qx 1; echo $?)"
 check "the five seed-1 PACT runs retrain from cnn_float_s1_r2" \
   "$(grep -c -- '--clip pact .*--init results/qat-quick/cnn_float_s1_r2.safetensors' calls.txt | grep -qx 5; echo $?)"
-check "six runs in all" "$(wc -l < calls.txt | grep -qx 6; echo $?)"
+check "six cnn runs in all" "$(grep -c -- '^--model cnn ' calls.txt | grep -qx 6; echo $?)"
 check "each is recorded" "$(grep -c '"run":"cnn_w[0-9]_pact_madpwl_retrain_s1"' $db | grep -qx 5; echo $?)"
 
 : > calls.txt
