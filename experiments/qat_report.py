@@ -82,7 +82,7 @@ def rerun_note(runs, floats_all, used):
         first = floats_all[(x["final"]["model"], seed_of(x))]
         parts.append(f"`{x['run']}` ({fmt_pct(x['final']['test_accuracy'])}%; the first run "
                      f"`{first['run']}` gave {fmt_pct(first['final']['test_accuracy'])}%)")
-    return ["† Retrained from a float model trained again with the same command after the first one's checkpoint "
+    return ["† Retrained from a float model trained again (same model, seed and recipe) after the first one's checkpoint "
             "was lost (results/ is not kept between machines; another machine or thread count changes the "
             "float sums, so it is not the same model bit for bit): " + ", ".join(parts) +
             ". The change is from the float model the run started from.", ""]
@@ -260,7 +260,7 @@ def main():
                      f"{machines[machine_of(r)]} | {r['commit']} |")
     lines += ["", "A run retrained from float is measured against the float run it started from (its `--init`), "
               "the others against their seed's first float run; a float run named `_rK` is that float model "
-              "trained again (same command) after the first one's checkpoint was lost, measured against the first.",
+              "trained again (same model, seed and recipe) after the first one's checkpoint was lost, measured against the first.",
               "", "Commands (each run: `octav train ARGS --out results/qat/NAME.safetensors --log results/qat/NAME.jsonl --quiet`):", ""]
     for r in order:
         lines.append(f"- `{r['run']}`: `{r['command']}`")
@@ -306,7 +306,7 @@ def main():
 
     # the clipping grid: retraining from the seed-1 float model, per model
     methods = ("octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq")
-    grid_models = []
+    grid_models, grid_reruns = [], set()
     for model in ("cnn", "resnet20", "mobilenetv2"):
         fl = [floats_all[model, "1"]] if (model, "1") in floats_all else []
         sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
@@ -347,12 +347,15 @@ def main():
                 fh.write(f"{b}\t" + "\t".join(f"{change[m, b]:.4f}" if (m, b) in change else "NaN"
                                                 for m in methods) + "\n")
         grid_models.append(model)
+        grid_reruns |= reruns
     with open(os.path.join(tsv, "grid_models.txt"), "w") as fh:
         fh.write(" ".join(grid_models) + "\n")
     if grid_models and os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_grid.png")):
         lines += ["![change from float by bit width and clipping method](img/qat_grid.png)", "",
                   "The tables above as a figure: change of test accuracy from each model's float model (seed 1), "
-                  "in points, against the bit width.", ""]
+                  "in points, against the bit width" +
+                  (" (the cells marked † are changes from the float model they were retrained from)" if grid_reruns
+                   else "") + ".", ""]
 
     lines += scratch_table(runs, methods)
     lines += superseded_pact(os.path.join(os.path.dirname(db), "qat_pact_learned_weights.jsonl"), floats_all)
