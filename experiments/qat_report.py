@@ -40,14 +40,14 @@ def mode_of(r):
     return "retrain" if "--init" in r["command"] else "scratch"
 
 
+def flag_of(r, flag, default=None):
+    """The value of FLAG in the run's command (default when absent)."""
+    parts = r["command"].split()
+    return parts[parts.index(flag) + 1] if flag in parts else default
+
+
 def seed_of(r):
-    parts = r["command"].split()
-    return parts[parts.index("--seed") + 1] if "--seed" in parts else "1"
-
-
-def init_of(r):
-    parts = r["command"].split()
-    return parts[parts.index("--init") + 1] if "--init" in parts else None
+    return flag_of(r, "--seed", "1")
 
 
 def primary_floats(runs):
@@ -65,7 +65,7 @@ def baseline(r, runs, floats_all):
     """The float run a quantized run is measured against: the one whose
     checkpoint it was retrained from (--init), else the first float run of
     its model and seed."""
-    init = init_of(r)
+    init = flag_of(r, "--init")
     if init is not None:
         for x in runs.values():
             if x["final"]["clip"] == "float" and x["final"].get("checkpoint") == init:
