@@ -4,7 +4,8 @@
 # results/qat/ (not committed) and its final line, tagged with the run's
 # name, the command and the commit, is appended to experiments/results/qat.jsonl
 # (committed), so that finished runs are skipped and the study can be built
-# up over several sittings.
+# up over several sittings; a run stopped part-way (the sitting ended)
+# continues from the checkpoint of its last finished epoch.
 #   experiments/qat.sh [BUILD_DIR] [NAME_PATTERN]
 # THREADS=N passes --threads N to every run (default: all cores); with
 # THREADS=1, one copy of the script per core shares the list. While the
@@ -59,13 +60,40 @@ run_any() {
   if recorded "$name"; then rm -rf "$lock"; return 0; fi
   if [ -n "${THREADS:-}" ]; then set -- "$@" --threads "$THREADS"; fi
   if [ "$quick" = 1 ]; then set -- "$@" --epochs 1; fi
-  echo "== $name: octav train $* $extra" >&2
-  log="$dir/$name.jsonl"
-  # shellcheck disable=SC2086
-  if ! "$octav" train "$@" $extra --out "$dir/$name.safetensors" --log "$log" --quiet; then
-    echo "run $name failed (see $log)" >&2
-    rm -rf "$lock"
-    return 0
+  log="$dir/$name.jsonl"; ckpt="$dir/$name.safetensors"
+  # a run stopped part-way (the sitting ended, the machine went away) has
+  # the checkpoint of its last finished epoch and a log without a final
+  # line: it continues from there, with the thread count it started with
+  # (bit for bit the run it would have been); a run that finished but was
+  # not recorded is recorded from its log
+  if [ -f "$ckpt" ] && [ -f "$log" ] && grep -q '"event":"final"' "$log"; then
+    echo "== $name: finished but not recorded; recording it from $log" >&2
+  elif [ -f "$ckpt" ] && [ -f "$log" ] && grep -q '"event":"epoch"' "$log" &&
+       rs_threads=$(grep -m 1 '"event":"start"' "$log" | grep -o '"threads":[0-9]*' | cut -d: -f2) &&
+       [ -n "$rs_threads" ]; then
+    rs_qe=""; rs_prev=""   # --log-quant-every is not in the checkpoint
+    for rs_a in "$@"; do
+      if [ "$rs_prev" = --log-quant-every ]; then rs_qe="--log-quant-every $rs_a"; fi
+      rs_prev=$rs_a
+    done
+    echo "== $name: resuming from $ckpt (octav train $*; $rs_threads threads as it started)" >&2
+    # shellcheck disable=SC2086
+    if ! "$octav" train --resume "$ckpt" --threads "$rs_threads" $rs_qe --out "$ckpt" --log "$log" --quiet; then
+      # kept for a look; the next sitting starts the run afresh
+      mv "$log" "$log.failed"; mv "$ckpt" "$ckpt.failed"
+      echo "run $name failed (resuming; see $log.failed)" >&2
+      rm -rf "$lock"
+      return 0
+    fi
+  else
+    rm -f "$ckpt"   # not this run's (its log has no finished epoch)
+    echo "== $name: octav train $* $extra" >&2
+    # shellcheck disable=SC2086
+    if ! "$octav" train "$@" $extra --out "$ckpt" --log "$log" --quiet; then
+      echo "run $name failed (see $log)" >&2
+      rm -rf "$lock"
+      return 0
+    fi
   fi
   /usr/bin/python3 experiments/qat_record.py "$db" "$name" "$commit" "octav train $*" "$log"
   rm -rf "$lock"

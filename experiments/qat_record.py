@@ -30,11 +30,29 @@ def machine():
 
 
 def summarize(log_path, start=None, traj=None):
+    """The final line and per-epoch summary of one run's log. A run
+    continued with --resume (qat.sh, after a sitting ended part-way) has
+    its log appended to: what the first invocation logged after its last
+    checkpoint (epoch start_epoch) is dropped, and the final line's
+    wall_seconds becomes the time of the epochs kept plus the last
+    invocation's wall time, with resumed_after_epochs listing where it
+    continued."""
     final, epochs = None, []
     gn = []   # grad norms of the current epoch's steps
+    traj_at_epoch = {0: 0}   # len(traj) when each epoch ended
+    secs, resumed, earlier_seconds = [], [], 0.0   # secs: each epoch's seconds
     with open(log_path) as fh:
         for line in fh:
             o = json.loads(line)
+            if o.get("event") == "resume":
+                k = int(o.get("start_epoch", 0))
+                epochs, secs = epochs[:k], secs[:k]
+                earlier_seconds = sum(secs)
+                gn = []
+                if traj is not None:
+                    del traj[traj_at_epoch.get(k, len(traj)):]
+                resumed.append(k)
+                continue
             if o.get("event") == "step":
                 gn.append(o.get("grad_norm", 0.0))
                 if traj is not None and "quantizers" in o:   # --log-quant-every
@@ -50,9 +68,15 @@ def summarize(log_path, start=None, traj=None):
                                "weight_clipped_fraction": sum(w) / len(w) if w else None,
                                "grad_norm_mean": sum(gn) / len(gn) if gn else None,
                                "grad_norm_max": max(gn) if gn else None})
+                secs.append(o.get("seconds", 0.0))
                 gn = []
+                if traj is not None:
+                    traj_at_epoch[o["epoch"]] = len(traj)
             elif o.get("event") == "final":
                 final = o
+    if final is not None and resumed:
+        final["wall_seconds"] = earlier_seconds + final["wall_seconds"]
+        final["resumed_after_epochs"] = resumed
     return final, epochs
 
 

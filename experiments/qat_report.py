@@ -256,15 +256,21 @@ def main():
         bits = "float" if f["bits"] >= 32 else str(f["bits"])
         lines.append(f"| `{r['run']}` | {mode_of(r) if f['clip'] != 'float' else 'scratch'} | {bits} | {f['clip']} | "
                      f"{f['grad']} | {f['epochs']} | {fmt_pct(f['test_accuracy'])} | {delta} | "
-                     f"{f['images_per_second']:.0f} | {f['wall_seconds']:.0f} | "
+                     f"{f['images_per_second']:.0f} | {f['wall_seconds']:.0f}{'‡' if f.get('resumed_after_epochs') else ''} | "
                      f"{machines[machine_of(r)]} | {r['commit']} |")
     lines += ["", "A run retrained from float is measured against the float run it started from (its `--init`), "
               "the others against their seed's first float run; a float run named `_rK` is that float model "
               "trained again (same model, seed and recipe) after the first one's checkpoint was lost, measured against the first.",
               "", "Commands (each run: `octav train ARGS --out results/qat/NAME.safetensors --log results/qat/NAME.jsonl --quiet`):", ""]
     for r in order:
-        lines.append(f"- `{r['run']}`: `{r['command']}`")
+        res = r["final"].get("resumed_after_epochs")
+        lines.append(f"- `{r['run']}`: `{r['command']}`" +
+                     (f" (stopped part-way and continued with `--resume` after epoch {', '.join(map(str, res))})"
+                      if res else ""))
     lines.append("")
+    if any(r["final"].get("resumed_after_epochs") for r in order):
+        lines += ["‡ Continued with `--resume` from the checkpoint of its last finished epoch, with the thread "
+                  "count it started with: the wall time is that of the epochs kept plus the last invocation's.", ""]
     lines.append("Throughput and wall time were measured while other jobs shared the 2 cores; see "
                  "docs/BENCHMARKS.md for the controlled comparison. They compare only between runs "
                  "of the same machine:")

@@ -20,25 +20,46 @@ check() {   # check NAME CONDITION-EXIT-STATUS
 }
 
 # the stand-in: float models score 0.90, quantized ones 0.88; every call is
-# listed in calls.txt
+# listed in calls.txt. With FAKE_STOP set it stops part-way as when the
+# sitting ends: epoch 1 checkpointed, epoch 2 logged but not checkpointed,
+# and the worker killed. With --resume it continues from the checkpoint
+# (0.87, 2 epochs).
 cat > fake/octav <<'EOF'
 #!/bin/sh
 shift   # "train"
 echo "$*" >> "$FAKE_CALLS"
-model=cnn; bits=32; clip=float; grad=float; out=; log=
+model=cnn; bits=32; clip=float; grad=float; out=; log=; resume=; threads=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2 ;; --bits) bits=$2 ;; --clip) clip=$2 ;; --grad) grad=$2 ;;
-    --out) out=$2 ;; --log) log=$2 ;;
+    --out) out=$2 ;; --log) log=$2 ;; --resume) resume=$2 ;; --threads) threads=$2 ;;
   esac
   shift
 done
+final() {   # final ACC EPOCHS WALL
+  echo "{\"event\":\"final\",\"model\":\"$model\",\"bits\":$bits,\"clip\":\"$clip\",\"grad\":\"$grad\",\"test_accuracy\":$1,\"epochs\":$2,\"wall_seconds\":$3,\"images_per_second\":1,\"checkpoint\":\"$out\"}"
+}
+if [ -n "$resume" ]; then
+  read -r model bits clip grad < "$resume"
+  {
+    echo "{\"event\":\"resume\",\"threads\":$threads,\"start_epoch\":1}"
+    echo '{"event":"epoch","epoch":2,"val_accuracy":0.6,"train_loss":0.5,"seconds":10}'
+    final 0.87 2 5
+  } >> "$log"
+  exit 0
+fi
 acc=0.88; [ "$clip" = float ] && acc=0.90
-echo "checkpoint" > "$out"
+echo "$model $bits $clip $grad" > "$out"
 {
-  echo '{"event":"epoch","epoch":1,"val_accuracy":0.5,"train_loss":1.0}'
-  echo "{\"event\":\"final\",\"model\":\"$model\",\"bits\":$bits,\"clip\":\"$clip\",\"grad\":\"$grad\",\"test_accuracy\":$acc,\"epochs\":1,\"wall_seconds\":1,\"images_per_second\":1,\"checkpoint\":\"$out\"}"
+  echo "{\"event\":\"start\",\"threads\":$threads,\"start_epoch\":0}"
+  echo '{"event":"epoch","epoch":1,"val_accuracy":0.5,"train_loss":1.0,"seconds":10}'
 } > "$log"
+if [ -n "${FAKE_STOP:-}" ]; then
+  echo '{"event":"epoch","epoch":2,"val_accuracy":0.55,"train_loss":0.7,"seconds":10}' >> "$log"
+  kill -KILL $PPID
+  exit 1
+fi
+final $acc 1 1 >> "$log"
 EOF
 chmod +x fake/octav
 export FAKE_CALLS="$t/calls.txt" QUICK=1
@@ -64,6 +85,26 @@ sh experiments/qat.sh fake cnn_w4_lsq_madpwl_retrain_s1 2> log3.txt
 check "a pending run trains the float model again as _r3" \
   "$(grep -q -- '--clip lsq .*--init results/qat-quick/cnn_float_s1_r3.safetensors' calls.txt && wc -l < calls.txt | grep -qx 2; echo $?)"
 
+# a run stopped part-way continues from its checkpoint with the thread
+# count it started with
+: > calls.txt
+THREADS=1 FAKE_STOP=1 sh experiments/qat.sh fake cnn_w4_static-octav_traj_s1 2> log4.txt || true
+check "a stopped run is not recorded and keeps its checkpoint and its worker's lock" \
+  "$(! grep -q '"run":"cnn_w4_static-octav_traj_s1"' $db && test -f results/qat-quick/cnn_w4_static-octav_traj_s1.safetensors &&
+    test -d results/qat-quick/cnn_w4_static-octav_traj_s1.lock; echo $?)"
+: > calls.txt
+THREADS=2 sh experiments/qat.sh fake cnn_w4_static-octav_traj_s1 2> log5.txt
+check "the next sitting takes the lock over and resumes the run with its first thread count (and its quantizer logging)" \
+  "$(grep -qx -- '--resume results/qat-quick/cnn_w4_static-octav_traj_s1.safetensors --threads 1 --log-quant-every 20 --out results/qat-quick/cnn_w4_static-octav_traj_s1.safetensors --log results/qat-quick/cnn_w4_static-octav_traj_s1.jsonl --quiet' calls.txt && wc -l < calls.txt | grep -qx 1; echo $?)"
+check "its record keeps epoch 1, the resumed epoch 2 and the time of both" \
+  "$(/usr/bin/python3 -c '
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if "cnn_w4_static-octav_traj_s1" in l]
+f = r[0]["final"]
+ok = (len(r) == 1 and [e["val_accuracy"] for e in r[0]["epochs"]] == [0.5, 0.6] and f["wall_seconds"] == 15
+      and f["resumed_after_epochs"] == [1] and f["test_accuracy"] == 0.87)
+sys.exit(0 if ok else 1)' $db; echo $?)"
+
 printf '# results\n<!-- BEGIN qat -->\n<!-- END qat -->\n' > docs/RESULTS.md
 /usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md report
 # against cnn_float_s1_r2 (0.90), not cnn_float_s1 (0.95)
@@ -73,5 +114,7 @@ check "the runs table too" "$(grep -q '^| `cnn_w4_pact_madpwl_retrain_s1` | retr
 check "a float run trained again is measured against the first" \
   "$(grep -q '^| `cnn_float_s1_r2` | scratch | float | .* | 90.00 | -5.00 |' docs/RESULTS.md; echo $?)"
 check "the note names both float runs" "$(grep -q '`cnn_float_s1_r2` (90.00%; the first run `cnn_float_s1` gave 95.00%)' docs/RESULTS.md; echo $?)"
+check "the runs table marks the resumed run's wall time" \
+  "$(grep -q '^| `cnn_w4_static-octav_traj_s1` | retrain | 4 | static-octav | .* | 87.00 | .* | 15‡ |' docs/RESULTS.md; echo $?)"
 echo "$fails failed"
 [ "$fails" = 0 ]
