@@ -218,4 +218,16 @@ done
 #    3 bits, as steps 5 and 7): the percentile, the MSE sweep and PACT
 grid resnet20 1 "percentile mse-sweep pact" "--epochs 5" ""
 grid mobilenetv2 1 "percentile mse-sweep pact" "--epochs 2" "--epochs 1"
+# 14. resnet20 beyond 4 and 3 bits (seed 1, retrained 2 epochs as step 5):
+#    2 bits with the four methods of step 5, then 8 and 6 bits with dynamic
+#    OCTAV and max
+grid resnet20 1 "octav max static-octav lsq" "--epochs 5" "" 2
+grid resnet20 1 "octav max" "--epochs 5" "" "8 6"
+# 15. resnet20 from scratch (seed 1, 5 epochs as its float model): dynamic
+#    OCTAV against max-scaling at 4 and 3 bits, as step 9 for cnn
+for b in 4 3; do
+  for c in octav max; do
+    run "resnet20_w${b}_${c}_madpwl_scratch_s1" --model resnet20 --seed 1 --epochs 5 --bits "$b" --clip "$c" --grad mad-pwl
+  done
+done
 echo "results: $db" >&2
