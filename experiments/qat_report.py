@@ -170,6 +170,69 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
     return out
 
 
+def glance_table(runs, methods):
+    """OCTAV against float and max-scaling for every model and bit width
+    that has both: retrained from float over the seeds that have both runs
+    (mean change from each seed's own float model; OCTAV over max, its
+    range and how many seeds OCTAV is ahead in; the best method by mean
+    over the same seeds, among those run for all of them), then from
+    scratch."""
+    floats_all = primary_floats(runs)
+    rows = []
+    for model in ("cnn", "resnet20", "mobilenetv2"):
+        sel = [r for r in runs.values() if r["final"]["model"] == model and mode_of(r) == "retrain"
+               and r["final"]["grad"] == "mad-pwl" and "_traj" not in r["run"] and r["final"]["clip"] != "float"]
+        for b in (8, 6, 4, 3, 2):
+            by = {}   # (method, seed) -> run
+            for r in sel:
+                if r["final"]["bits"] == b:
+                    for m in methods:
+                        if clip_matches(r["final"]["clip"], m):
+                            by.setdefault((m, seed_of(r)), r)
+            seeds = sorted(s_ for (m, s_) in by if m == "octav" and ("max", s_) in by)
+            if not seeds:
+                continue
+
+            def change(m):
+                v = [100 * (by[m, s_]["final"]["test_accuracy"] - baseline(by[m, s_], runs, floats_all)["final"]["test_accuracy"])
+                     for s_ in seeds]
+                return sum(v) / len(v)
+
+            def acc(m):
+                return 100 * (sum(by[m, s_]["final"]["test_accuracy"] for s_ in seeds) / len(seeds))
+            gap = [100 * (by["octav", s_]["final"]["test_accuracy"] - by["max", s_]["final"]["test_accuracy"])
+                   for s_ in seeds]
+            full = [m for m in methods if all((m, s_) in by for s_ in seeds)]
+            best = max(full, key=acc)
+            rng = f" ({min(gap):+.2f}..{max(gap):+.2f})" if len(seeds) > 1 else ""
+            rows.append(f"| {model} | {b} | retrain | {', '.join(seeds)} | {acc('octav'):.2f} ({change('octav'):+.2f}) | "
+                        f"{acc('max'):.2f} ({change('max'):+.2f}) | {sum(gap) / len(gap):+.2f}{rng} | "
+                        f"{sum(g > 0 for g in gap)}/{len(gap)} | {best} ({acc(best):.2f}; of {len(full)}) |")
+        sc = {}
+        for r in runs.values():
+            f = r["final"]
+            if (f["model"] == model and mode_of(r) == "scratch" and f["grad"] == "mad-pwl" and seed_of(r) == "1"
+                    and f["clip"] in ("octav", "max")):
+                sc[f["bits"], f["clip"]] = r
+        fl = floats_all.get((model, "1"))
+        for b in (8, 6, 4, 3, 2):
+            if (b, "octav") in sc and (b, "max") in sc and fl is not None:
+                fa = 100 * fl["final"]["test_accuracy"]
+                o, m = (100 * sc[b, c]["final"]["test_accuracy"] for c in ("octav", "max"))
+                rows.append(f"| {model} | {b} | scratch | 1 | {o:.2f} ({o - fa:+.2f}) | {m:.2f} ({m - fa:+.2f}) | "
+                            f"{o - m:+.2f} | {int(o > m)}/1 | |")
+    if not rows:
+        return []
+    return ["### At a glance: OCTAV against float and max-scaling", "",
+            "Every model and bit width with both a dynamic-OCTAV and a max-scaling run (MAD weight / PWL input "
+            "gradients). Accuracy: mean test accuracy % over the seeds listed, with the mean change from each "
+            "seed's float model in points. OCTAV over max: mean difference in points (range over the seeds) and "
+            "the seeds where OCTAV is ahead. Best: the method with the highest mean over the same seeds, among "
+            "the methods run for all of them (how many). The tables below have every run.", "",
+            "| model | bits | mode | seeds | OCTAV % (vs float) | max % (vs float) | OCTAV over max | OCTAV ahead | best |",
+            "|---|---:|---|---|---:|---:|---:|---:|---|"] + rows + [""]
+
+
 def scratch_table(runs, methods):
     """QAT from scratch (no float model), per model and bit width: each clipping method's accuracy and its
     change from the float model of the same seed, trained for as many epochs."""
@@ -238,6 +301,8 @@ def main():
         lines.append("No QAT run has finished yet (`experiments/qat.sh`).")
         replace_section(doc, "qat", lines)
         return
+    methods = ("octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq")
+    lines += glance_table(runs, methods)
     lines += ["### Every run (Fashion-MNIST test set, 10,000 images)", "",
               "| run | mode | bits | clipping | gradients | epochs | test acc % | vs float (points) | train img/s | wall s | machine | commit |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -311,7 +376,6 @@ def main():
     lines += ["### Against the targets", ""] + checks + [""]
 
     # the clipping grid: retraining from the seed-1 float model, per model
-    methods = ("octav", "static-octav", "max", "percentile", "mse-sweep", "pact", "lsq")
     grid_models, grid_reruns = [], set()
     for model in ("cnn", "resnet20", "mobilenetv2"):
         fl = [floats_all[model, "1"]] if (model, "1") in floats_all else []
