@@ -214,6 +214,17 @@ for b in 4 3 2; do
     run "cnn_w${b}_${c}_madpwl_scratch_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl
   done
 done
+# 12b. the gradient estimators over seeds (the paper's Figure 3 question at
+#    4 and 3 bits): STE, PWL and MAD for weights with dynamic OCTAV,
+#    retrained from each seed's float model as step 3 (which has seed 1 at 3
+#    and 2 bits; MAD/PWL is in steps 2 and 6)
+for b in 4 3; do
+  for s in 1 2 3; do
+    for g in pwl ste mad; do
+      retrain "cnn_w${b}_octav_${g}_retrain_s$s" cnn "$s" "" --bits "$b" --clip octav --grad "$g"
+    done
+  done
+done
 # 13. the rest of the method grid for resnet20 and mobilenetv2 (seed 1, 4 and
 #    3 bits, as steps 5 and 7): the percentile, the MSE sweep and PACT
 grid resnet20 1 "percentile mse-sweep pact" "--epochs 5" ""

@@ -170,6 +170,54 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
     return out
 
 
+def estimators_table(runs):
+    """The gradient estimators over seeds (cnn, dynamic OCTAV, retrained
+    from float): per bit width and estimator, the mean and sample standard
+    deviation of the test accuracy, and the mean change from each run's own
+    float model with its range (a bit width once some estimator has two
+    seeds)."""
+    floats_all = primary_floats(runs)
+    sel = [r for r in runs.values() if r["final"]["model"] == "cnn" and mode_of(r) == "retrain"
+           and r["final"]["clip"] == "octav" and "_traj" not in r["run"]]
+    grads = ("ste", "pwl", "mad", "mad-pwl")
+    cells, reruns = {}, set()
+    for r in sel:
+        cells.setdefault((r["final"]["bits"], r["final"]["grad"]), []).append(r)
+    bitw = [b for b in (4, 3, 2) if any(len(cells.get((b, g), [])) > 1 for g in grads)]
+    if not bitw:
+        return []
+    out = ["### Gradient estimators over seeds (cnn, dynamic OCTAV, retrained from float)", "",
+           "STE passes every weight's gradient through the clipper, PWL zeroes it for clipped weights, MAD scales "
+           "it by the clipping scalar over the weight's magnitude; MAD/PWL uses MAD for weights and PWL for "
+           "inputs (the paper's recipe), the others use their rule for both. Cells: mean ± sample standard "
+           "deviation of the test accuracy over the seeds that have the run (n), then the mean change from each "
+           "run's own float model and its range, in points.", "",
+           "| gradients | " + " | ".join(f"{b} bits: acc % | n | change (range)" for b in bitw) + " |",
+           "|---|" + "---:|---:|---:|" * len(bitw)]
+    for g in grads:
+        row = []
+        for b in bitw:
+            rr = sorted(cells.get((b, g), []), key=seed_of)
+            if not rr:
+                row += ["", "", ""]
+                continue
+            acc = [r["final"]["test_accuracy"] for r in rr]
+            base = [baseline(r, runs, floats_all) for r in rr]
+            dif = [100 * (a - x["final"]["test_accuracy"]) for a, x in zip(acc, base)]
+            again = [x for x in base if x is not floats_all["cnn", seed_of(x)]]
+            reruns.update(x["run"] for x in again)
+            n = len(acc)
+            mu = sum(acc) / n
+            sd = (sum((x - mu) ** 2 for x in acc) / (n - 1)) ** 0.5 if n > 1 else 0.0
+            row += [f"{100 * mu:.2f}" + (f" ± {100 * sd:.2f}" if n > 1 else ""), str(n),
+                    f"{sum(dif) / n:+.2f}" + (f" ({min(dif):+.2f}..{max(dif):+.2f})" if n > 1 else "") +
+                    ("†" if again else "")]
+        out.append(f"| {g} | " + " | ".join(row) + " |")
+    out.append("")
+    out += rerun_note(runs, floats_all, [runs[n] for n in reruns])
+    return out
+
+
 def glance_table(runs, methods):
     """OCTAV against float and max-scaling for every model and bit width
     that has both: retrained from float over the seeds that have both runs
@@ -448,7 +496,8 @@ def main():
                   "of each clipping method's test accuracy, one row per model; the dashed line is the mean of "
                   "that model's float models.", ""]
 
-    # gradient estimators: accuracy and the gradient norm (STE's growth)
+    # gradient estimators: over seeds, then accuracy and the gradient norm (STE's growth)
+    lines += estimators_table(runs)
     est = [r for r in runs.values() if mode_of(r) == "retrain" and r["final"]["clip"] == "octav"
            and seed_of(r) == "1" and r["final"]["model"] == "cnn" and r["final"]["bits"] in (3, 2)
            and all(e.get("grad_norm_mean") is not None for e in r.get("epochs", []))]

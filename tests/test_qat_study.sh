@@ -108,6 +108,7 @@ sys.exit(0 if ok else 1)' $db; echo $?)"
 
 sh experiments/qat.sh fake cnn_w2_octav_madpwl_retrain_s1 2> log6.txt
 sh experiments/qat.sh fake cnn_w2_max_madpwl_retrain_s1 2> log7.txt
+sh experiments/qat.sh fake cnn_w3_octav_pwl_retrain_s 2> log8.txt
 
 printf '# results\n<!-- BEGIN qat -->\n<!-- END qat -->\n' > docs/RESULTS.md
 /usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md report
@@ -122,5 +123,7 @@ check "the runs table marks the resumed run's wall time" \
   "$(grep -q '^| `cnn_w4_static-octav_traj_s1` | retrain | 4 | static-octav | .* | 87.00 | .* | 15‡ |' docs/RESULTS.md; echo $?)"
 check "the glance table sets OCTAV against float and max" \
   "$(grep -qx '| cnn | 2 | retrain | 1 | 89.00 (-1.00) | 86.00 (-4.00) | +3.00 | 1/1 | octav (89.00; of 3) |' docs/RESULTS.md; echo $?)"
+check "the estimators table has PWL over seeds 1-3" \
+  "$(grep -qx '| pwl | 89.00 ± 0.00 | 3 | -1.00 (-1.00..-1.00)† |' docs/RESULTS.md; echo $?)"
 echo "$fails failed"
 [ "$fails" = 0 ]
