@@ -69,7 +69,7 @@ run_any() {
   if [ -f "$ckpt" ] && [ -f "$log" ] && grep -q '"event":"final"' "$log"; then
     echo "== $name: finished but not recorded; recording it from $log" >&2
   elif [ -f "$ckpt" ] && [ -f "$log" ] && grep -q '"event":"epoch"' "$log" &&
-       rs_threads=$(grep -m 1 '"event":"start"' "$log" | grep -o '"threads":[0-9]*' | cut -d: -f2) &&
+       rs_threads=$(grep -m 1 '"event":"start"' "$log" | grep -o '"threads":[0-9]*' | head -n 1 | cut -d: -f2) &&
        [ -n "$rs_threads" ]; then
     rs_qe=""; rs_prev=""   # --log-quant-every is not in the checkpoint
     for rs_a in "$@"; do
