@@ -97,6 +97,14 @@ def clip_matches(clip, m):
     return clip == m or clip.startswith(m + "-")
 
 
+def stat(v):
+    """Mean, sample standard deviation (NaN for one value), min and max."""
+    n = len(v)
+    mu = sum(v) / n
+    sd = (sum((x - mu) ** 2 for x in v) / (n - 1)) ** 0.5 if n > 1 else float("nan")
+    return mu, sd, min(v), max(v)
+
+
 def seeds_table(runs, methods, tsv, doc, model="cnn"):
     """A model's 4-, 3- and 2-bit cells over seeds (a bit width once two
     seeds have it): each seed retrains from its own float model; mean, sample
@@ -114,12 +122,6 @@ def seeds_table(runs, methods, tsv, doc, model="cnn"):
         return []
     # a bit width is shown once at least two seeds have runs at it
     bitw = [b for b in (4, 3, 2) if len({seed_of(r) for r in sel if r["final"]["bits"] == b}) > 1]
-
-    def stat(v):
-        n = len(v)
-        mu = sum(v) / n
-        sd = (sum((x - mu) ** 2 for x in v) / (n - 1)) ** 0.5 if n > 1 else float("nan")
-        return mu, sd, min(v), max(v)
 
     fv = [fl[s] for s in seeds]
     fmu, fsd, _, _ = stat(fv)
@@ -207,8 +209,7 @@ def estimators_table(runs):
             again = [x for x in base if x is not floats_all["cnn", seed_of(x)]]
             reruns.update(x["run"] for x in again)
             n = len(acc)
-            mu = sum(acc) / n
-            sd = (sum((x - mu) ** 2 for x in acc) / (n - 1)) ** 0.5 if n > 1 else 0.0
+            mu, sd, _, _ = stat(acc)
             row += [f"{100 * mu:.2f}" + (f" ± {100 * sd:.2f}" if n > 1 else ""), str(n),
                     f"{sum(dif) / n:+.2f}" + (f" ({min(dif):+.2f}..{max(dif):+.2f})" if n > 1 else "") +
                     ("†" if again else "")]
