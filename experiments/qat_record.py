@@ -2,7 +2,8 @@
 """Appends one finished QAT run to the committed results file: its name,
 commit and command, the final line of its JSONL log, and per epoch the
 validation accuracy, training loss and the mean clipped fraction of the
-weight quantizers (what the paper's stuck-weights argument is about).
+weight quantizers (what the paper's stuck-weights argument is about), and
+for the last epoch every quantizer's scalar, SQNR and clipped fraction.
     qat_record.py RESULTS_FILE NAME COMMIT COMMAND LOG
     qat_record.py --refresh RESULTS_FILE LOG_DIR   (re-summarise from logs kept)
 """
@@ -67,13 +68,20 @@ def summarize(log_path, start=None, traj=None):
                                "train_loss": o["train_loss"],
                                "weight_clipped_fraction": sum(w) / len(w) if w else None,
                                "grad_norm_mean": sum(gn) / len(gn) if gn else None,
-                               "grad_norm_max": max(gn) if gn else None})
+                               "grad_norm_max": max(gn) if gn else None,
+                               "quantizers": [{"q": f"{q['layer']}.{q['tensor']}",
+                                               **{k: q[k] for k in ("bits", "scale", "sqnr_db", "clipped_fraction")
+                                                  if k in q}} for q in o.get("quantizers", [])]})
                 secs.append(o.get("seconds", 0.0))
                 gn = []
                 if traj is not None:
                     traj_at_epoch[o["epoch"]] = len(traj)
             elif o.get("event") == "final":
                 final = o
+    for e in epochs[:-1]:   # the last epoch's quantizers only (the state the run ended in)
+        del e["quantizers"]
+    if epochs and not epochs[-1]["quantizers"]:
+        del epochs[-1]["quantizers"]
     if final is not None and resumed:
         final["wall_seconds"] = earlier_seconds + final["wall_seconds"]
         final["resumed_after_epochs"] = resumed

@@ -219,6 +219,65 @@ def estimators_table(runs):
     return out
 
 
+def static_table(runs):
+    """Static against dynamic OCTAV where both runs of a pair (same model,
+    bits, seed and start) kept their last epoch's quantizers: the SQNR each
+    run's scalars give on the tensors they quantize when training ends (the
+    B-bit quantizers only; the first and last layers are at 8 bits) and the
+    ratio of the static scalar to the dynamic one, tensor by tensor. Static
+    scalars were solved on 10 float batches before the first step; if the
+    weights and activations move away from them during retraining, the
+    static run's SQNR falls behind."""
+    pairs = []
+    for r in runs.values():
+        if r["final"]["clip"] != "static-octav" or "_static-octav_" not in r["run"]:
+            continue
+        d = runs.get(r["run"].replace("_static-octav_", "_octav_"))
+        if (d is None or d["final"]["clip"] != "octav" or flag_of(d, "--init") != flag_of(r, "--init")
+                or not r["epochs"] or not d["epochs"]
+                or "quantizers" not in r["epochs"][-1] or "quantizers" not in d["epochs"][-1]):
+            continue
+        pairs.append((d, r))
+    if not pairs:
+        return []
+    out = ["### Static against dynamic OCTAV when training ends", "",
+           "Pairs of runs that differ only in the clipping mode: dynamic OCTAV re-solves every scalar at every "
+           "step, static OCTAV solves them once on 10 float batches before the first step. Per pair, over the "
+           "B-bit quantizers (the first and last layers are at 8 bits): the mean SQNR each run's scalars give "
+           "on the tensor they quantized last in the final epoch (weights; inputs: the last batch), the worst "
+           "tensor's SQNR difference (static minus dynamic), and the median and range of the ratio of the "
+           "static scalar to the dynamic one (one number per tensor: the mean over its channels). From the "
+           "quantizers of each run's last epoch line.", "",
+           "| model | bits | mode | seed | epochs | test acc % dynamic / static | weights: SQNR dB dynamic / static "
+           "(worst) | inputs: SQNR dB dynamic / static (worst) | scalar ratio static / dynamic: median (range) |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for d, r in sorted(pairs, key=lambda p: (p[0]["final"]["model"], -p[0]["final"]["bits"], mode_of(p[0]),
+                                             seed_of(p[0]))):
+        b = d["final"]["bits"]
+        qd = {q["q"]: q for q in d["epochs"][-1]["quantizers"] if q.get("bits") == b}
+        qs = {q["q"]: q for q in r["epochs"][-1]["quantizers"] if q.get("bits") == b}
+        names = [n for n in qd if n in qs]
+        cells = []
+        for kind in ("weight", "input"):
+            k = [n for n in names if n.endswith("." + kind) and "sqnr_db" in qd[n] and "sqnr_db" in qs[n]]
+            if not k:
+                cells.append("")
+                continue
+            sd_ = [qd[n]["sqnr_db"] for n in k]
+            ss_ = [qs[n]["sqnr_db"] for n in k]
+            worst = min(k, key=lambda n: qs[n]["sqnr_db"] - qd[n]["sqnr_db"])
+            cells.append(f"{sum(sd_) / len(k):.2f} / {sum(ss_) / len(k):.2f} "
+                         f"({qs[worst]['sqnr_db'] - qd[worst]['sqnr_db']:+.2f}, `{worst}`)")
+        ratio = sorted(qs[n]["scale"] / qd[n]["scale"] for n in names if qd[n].get("scale"))
+        med = (ratio[len(ratio) // 2] + ratio[(len(ratio) - 1) // 2]) / 2 if ratio else float("nan")
+        out.append(f"| {d['final']['model']} | {b} | {mode_of(d)} | {seed_of(d)} | {d['final']['epochs']} | "
+                   f"{fmt_pct(d['final']['test_accuracy'])} / {fmt_pct(r['final']['test_accuracy'])} | "
+                   + " | ".join(cells) +
+                   (f" | {med:.3f} ({ratio[0]:.3f}..{ratio[-1]:.3f}) |" if ratio else " | |"))
+    out.append("")
+    return out
+
+
 def glance_table(runs, methods):
     """OCTAV against float and max-scaling for every model and bit width
     that has both: retrained from float over the seeds that have both runs
@@ -516,6 +575,8 @@ def main():
                          f"{max(x['grad_norm_max'] for x in e):.3f} | "
                          f"{100 * wc:.3f} |" if wc is not None else "")
         lines.append("")
+
+    lines += static_table(runs)
 
     # scalar trajectories (--log-quant-every)
     traj = [r for r in runs.values() if r.get("trajectory")]
