@@ -241,4 +241,13 @@ for b in 4 3; do
     run "resnet20_w${b}_${c}_madpwl_scratch_s1" --model resnet20 --seed 1 --epochs 5 --bits "$b" --clip "$c" --grad mad-pwl
   done
 done
+# 16. the gradient estimators from scratch (cnn, seed 1, 10 epochs as step
+#    9): STE, PWL and MAD for weights with dynamic OCTAV at 4 and 3 bits,
+#    against MAD/PWL (step 9); the paper's stuck-weight and gradient-growth
+#    arguments are about training from scratch
+for b in 4 3; do
+  for g in ste pwl mad; do
+    run "cnn_w${b}_octav_${g}_scratch_s1" --model cnn --seed 1 --bits "$b" --clip octav --grad "$g"
+  done
+done
 echo "results: $db" >&2
