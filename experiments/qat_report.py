@@ -558,22 +558,29 @@ def main():
 
     # gradient estimators: over seeds, then accuracy and the gradient norm (STE's growth)
     lines += estimators_table(runs)
-    est = [r for r in runs.values() if mode_of(r) == "retrain" and r["final"]["clip"] == "octav"
-           and seed_of(r) == "1" and r["final"]["model"] == "cnn" and r["final"]["bits"] in (3, 2)
-           and all(e.get("grad_norm_mean") is not None for e in r.get("epochs", []))]
+    # (seed 1: retrained from float at 3 and 2 bits, and from scratch at 4 and 3 bits)
+    est_bits = {"retrain": (3, 2), "scratch": (4, 3)}
+    est = [r for r in runs.values() if r["final"]["clip"] == "octav" and seed_of(r) == "1"
+           and r["final"]["model"] == "cnn" and r["final"]["bits"] in est_bits[mode_of(r)] and "_traj" not in r["run"]
+           and r.get("epochs") and all(e.get("grad_norm_mean") is not None for e in r["epochs"])]
     if est:
         lines += ["### Gradient estimators: accuracy, clipped weights and gradient norm (cnn, OCTAV, seed 1)", "",
                   "Mean global gradient norm over each epoch's steps (before clipping; from the run logs), and the "
-                  "fraction of weights in the clipped region at the end of the last epoch.", "",
-                  "| bits | gradients | test acc % | grad norm epoch 1 | grad norm last epoch | max grad norm | "
-                  "clipped weights % |", "|---:|---|---:|---:|---:|---:|---:|"]
-        for r in sorted(est, key=lambda r: (-r["final"]["bits"], r["final"]["grad"])):
+                  "fraction of weights in the clipped region at the end of the last epoch. Retrained: 2 epochs "
+                  "from the float model; from scratch: 10 epochs, as the float model.", "",
+                  "| from | bits | gradients | test acc % | change from float | grad norm epoch 1 | "
+                  "grad norm last epoch | max grad norm | clipped weights % |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for r in sorted(est, key=lambda r: (mode_of(r), -r["final"]["bits"], r["final"]["grad"])):
             e = r["epochs"]
             wc = e[-1]["weight_clipped_fraction"]
-            lines.append(f"| {r['final']['bits']} | {r['final']['grad']} | {fmt_pct(r['final']['test_accuracy'])} | "
+            base = baseline(r, runs, floats_all)
+            lines.append(f"| {mode_of(r)} | {r['final']['bits']} | {r['final']['grad']} | "
+                         f"{fmt_pct(r['final']['test_accuracy'])} | "
+                         f"{100 * (r['final']['test_accuracy'] - base['final']['test_accuracy']):+.2f} | "
                          f"{e[0]['grad_norm_mean']:.3f} | {e[-1]['grad_norm_mean']:.3f} | "
-                         f"{max(x['grad_norm_max'] for x in e):.3f} | "
-                         f"{100 * wc:.3f} |" if wc is not None else "")
+                         f"{max(x['grad_norm_max'] for x in e):.3f} | " +
+                         (f"{100 * wc:.3f} |" if wc is not None else " |"))
         lines.append("")
 
     lines += static_table(runs)
@@ -601,31 +608,50 @@ def main():
                 lines.append(f"- `{r['run']}`: {moves}.")
             lines.append("")
 
-    # figure data: per-epoch curves of the low-bit and gradient runs
-    plotted = []
-    for r in order:   # the estimator / clipping comparison at 3 and 2 bits (seed 1), and the float run
+    # figure data: per-epoch curves of cnn, seed 1 (experiments/plot_qat.gp), one row of panels for
+    # retraining (3 and 2 bits) and one for training from scratch (4 and 3 bits): the float run, OCTAV
+    # with each gradient estimator and max-scaling; colour by clipping/estimator, dash by bit width
+    colour = {("float", "float"): "#000000", ("max", "mad-pwl"): "#7b3294", ("octav", "ste"): "#d7191c",
+              ("octav", "pwl"): "#f08c00", ("octav", "mad"): "#2c7bb6", ("octav", "mad-pwl"): "#1a9641"}
+    dash = {32: 1, 8: 1, 6: 1, 4: 1, 3: 2, 2: 3}
+    rows = {"retrain": (3, 2), "scratch": (4, 3)}
+    plotted = {k: [] for k in rows}
+    for r in order:
         f = r["final"]
         if not r.get("epochs") or f["model"] != "cnn" or seed_of(r) != "1" or "_traj" in r["run"]:
             continue
-        if not ((f["clip"] == "float" and r is floats_all[f["model"], "1"])
-                or (f["bits"] in (3, 2) and f["clip"] in ("octav", "max"))):
+        if (f["clip"], f["grad"]) not in colour:
             continue
-        name = r["run"]
-        with open(os.path.join(tsv, name + ".tsv"), "w") as fh:
-            fh.write("# epoch\tval_accuracy\tweight_clipped_fraction\n")
-            for e in r["epochs"]:
-                wc = e["weight_clipped_fraction"]
-                fh.write(f"{e['epoch']}\t{e['val_accuracy']}\t{wc if wc is not None else 'NaN'}\n")
-        plotted.append(name)
-    with open(os.path.join(tsv, "index.txt"), "w") as fh:
-        fh.write("\n".join(plotted) + "\n")
+        for k, bits in rows.items():
+            if (f["clip"] == "float" and r is floats_all[f["model"], "1"] and k == "scratch") or \
+                    (mode_of(r) == k and f["bits"] in bits):
+                plotted[k].append(r)
+    for k, rr in plotted.items():
+        for r in rr:
+            with open(os.path.join(tsv, r["run"] + ".tsv"), "w") as fh:
+                fh.write("# epoch\tval_accuracy\tweight_clipped_fraction\tgrad_norm_mean\n")
+                for e in r["epochs"]:
+                    wc, gn = e["weight_clipped_fraction"], e.get("grad_norm_mean")
+                    fh.write(f"{e['epoch']}\t{e['val_accuracy']}\t{wc if wc is not None else 'NaN'}\t"
+                             f"{gn if gn is not None else 'NaN'}\n")
+        with open(os.path.join(tsv, f"curves_{k}.txt"), "w") as fh:
+            fh.write("".join(f"{r['run']} {colour[r['final']['clip'], r['final']['grad']]} {dash[r['final']['bits']]}\n"
+                             for r in rr))
+    # the float model the retraining starts from: its last epoch's validation accuracy, a level line
+    with open(os.path.join(tsv, "curves_float_val.txt"), "w") as fh:
+        fl = floats_all.get(("cnn", "1"))
+        fh.write(f"{fl['epochs'][-1]['val_accuracy'] if fl and fl.get('epochs') else 'NaN'}\n")
     if os.path.exists(os.path.join(os.path.dirname(doc), "img", "qat_curves.png")):
         lines += ["### Training curves", "",
-                  "![validation accuracy and clipped weights per epoch](img/qat_curves.png)", "",
-                  "cnn, seed 1: the float run and the 3- and 2-bit retraining runs with OCTAV (four gradient "
-                  "estimators) and max-scaling. Left: validation accuracy (5,000 images held out of the training set) per epoch. "
-                  "Right: the mean fraction of weights in the clipped region of their quantizer at the end of "
-                  "each epoch — what PWL freezes (the paper's stuck weights) and STE/MAD keep training.", ""]
+                  "![validation accuracy, clipped weights and gradient norm per epoch](img/qat_curves.png)", "",
+                  "cnn, seed 1. Top row: retraining from the float model at 3 bits (dashed) and 2 bits (dotted), "
+                  "with the float model's last validation accuracy as a black level line; bottom row: training from scratch at 4 bits (solid) and 3 bits (dashed); the float run in "
+                  "black. Dynamic OCTAV with each gradient estimator (STE red, PWL orange, MAD blue, "
+                  "MAD/PWL green) and max-scaling with MAD/PWL (purple). Left: validation accuracy (5,000 images "
+                  "held out of the training set) per epoch. Middle: the mean fraction of weights in the clipped "
+                  "region of their quantizer at the end of each epoch (what PWL freezes: the paper's stuck "
+                  "weights). Right: the mean global gradient norm over the epoch's steps (the paper's argument "
+                  "is that STE's grows).", ""]
     replace_section(doc, "qat", lines)
 
 

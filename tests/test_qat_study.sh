@@ -53,12 +53,14 @@ case "$clip" in float) acc=0.90 ;; octav) acc=0.89 ;; max) acc=0.86 ;; *) acc=0.
 # the quantizers of the epoch line: static OCTAV's scalars 1.1x dynamic's,
 # its SQNR 1 dB (weights) and 3 dB (inputs) lower; an 8-bit first layer
 case "$clip" in static-octav) qs=1.1 qw=19 qi=7 ;; *) qs=1.0 qw=20 qi=10 ;; esac
-quant="[{\"layer\":\"c0\",\"tensor\":\"weight\",\"bits\":8,\"scale\":5,\"sqnr_db\":40},"
-quant="$quant{\"layer\":\"c1\",\"tensor\":\"weight\",\"bits\":$bits,\"scale\":$qs,\"sqnr_db\":$qw},"
+quant="[{\"layer\":\"c0\",\"tensor\":\"weight\",\"bits\":8,\"scale\":5,\"sqnr_db\":40,\"clipped_fraction\":0},"
+quant="$quant{\"layer\":\"c1\",\"tensor\":\"weight\",\"bits\":$bits,\"scale\":$qs,\"sqnr_db\":$qw,\"clipped_fraction\":0.02},"
 quant="$quant{\"layer\":\"c1\",\"tensor\":\"input\",\"bits\":$bits,\"scale\":2,\"sqnr_db\":$qi}]"
 echo "$model $bits $clip $grad" > "$out"
 {
   echo "{\"event\":\"start\",\"threads\":$threads,\"start_epoch\":0}"
+  echo '{"event":"step","epoch":1,"step":1,"loss":1.2,"grad_norm":1.5}'
+  echo '{"event":"step","epoch":1,"step":2,"loss":1.1,"grad_norm":4.5}'
   echo "{\"event\":\"epoch\",\"epoch\":1,\"val_accuracy\":0.5,\"train_loss\":1.0,\"seconds\":10,\"quantizers\":$quant}"
 } > "$log"
 if [ -n "${FAKE_STOP:-}" ]; then
@@ -117,6 +119,7 @@ sh experiments/qat.sh fake cnn_w2_octav_madpwl_retrain_s1 2> log6.txt
 sh experiments/qat.sh fake cnn_w2_max_madpwl_retrain_s1 2> log7.txt
 sh experiments/qat.sh fake cnn_w3_octav_pwl_retrain_s 2> log8.txt
 sh experiments/qat.sh fake cnn_w2_static-octav_madpwl_retrain_s1 2> log9.txt
+sh experiments/qat.sh fake cnn_w4_octav_ste_scratch_s1 2> log10.txt
 
 printf '# results\n<!-- BEGIN qat -->\n<!-- END qat -->\n' > docs/RESULTS.md
 /usr/bin/python3 experiments/qat_report.py "$db" docs/RESULTS.md report
@@ -135,5 +138,12 @@ check "the estimators table has PWL over seeds 1-3" \
   "$(grep -qx '| pwl | 89.00 ± 0.00 | 3 | -1.00 (-1.00..-1.00)† |' docs/RESULTS.md; echo $?)"
 check "the static/dynamic table compares the 2-bit pair's SQNR and scalars (not the 8-bit layer)" \
   "$(grep -qx '| cnn | 2 | retrain | 1 | 1 | 89.00 / 88.00 | 20.00 / 19.00 (-1.00, `c1.weight`) | 10.00 / 7.00 (-3.00, `c1.input`) | 1.050 (1.000..1.100) |' docs/RESULTS.md; echo $?)"
+check "the per-epoch estimator table has the from-scratch run, measured against the seed's first float model" \
+  "$(grep -qx '| scratch | 4 | ste | 89.00 | -6.00 | 3.000 | 3.000 | 4.500 | 1.000 |' docs/RESULTS.md; echo $?)"
+check "the curves figure puts it in the from-scratch row (STE red, 4 bits solid), the 2-bit retraining in the other (dotted)" \
+  "$(grep -qx 'cnn_w4_octav_ste_scratch_s1 #d7191c 1' report/curves_scratch.txt &&
+     grep -qx 'cnn_w2_octav_madpwl_retrain_s1 #1a9641 3' report/curves_retrain.txt &&
+     ! grep -q scratch report/curves_retrain.txt &&
+     grep -q 'grad_norm_mean' report/cnn_w4_octav_ste_scratch_s1.tsv; echo $?)"
 echo "$fails failed"
 [ "$fails" = 0 ]
