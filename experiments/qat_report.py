@@ -80,11 +80,20 @@ def rerun_note(runs, floats_all, used):
     parts = []
     for x in sorted(used, key=lambda x: x["run"]):
         first = floats_all[(x["final"]["model"], seed_of(x))]
-        parts.append(f"`{x['run']}` ({fmt_pct(x['final']['test_accuracy'])}%; the first run "
-                     f"`{first['run']}` gave {fmt_pct(first['final']['test_accuracy'])}%)")
+        same = (x["final"].get("test_loss") is not None and x["final"].get("test_loss") == first["final"].get("test_loss")
+                and [(e["train_loss"], e["val_accuracy"]) for e in x.get("epochs", [])] ==
+                [(e["train_loss"], e["val_accuracy"]) for e in first.get("epochs", [])])
+        if same:
+            parts.append(f"`{x['run']}` ({fmt_pct(x['final']['test_accuracy'])}%; the test loss and every epoch's "
+                         f"training loss and validation accuracy equal those of the first run `{first['run']}` to "
+                         f"the last digit: the same binary and thread count on a machine of the same kind "
+                         f"reproduced it)")
+        else:
+            parts.append(f"`{x['run']}` ({fmt_pct(x['final']['test_accuracy'])}%; the first run "
+                         f"`{first['run']}` gave {fmt_pct(first['final']['test_accuracy'])}%)")
     return ["† Retrained from a float model trained again (same model, seed and recipe) after the first one's checkpoint "
-            "was lost (results/ is not kept between machines; another machine or thread count changes the "
-            "float sums, so it is not the same model bit for bit): " + ", ".join(parts) +
+            "was lost (results/ is not kept between machines; another machine, binary or thread count changes the "
+            "float sums, and then it is not the same model bit for bit): " + ", ".join(parts) +
             ". The change is from the float model the run started from.", ""]
 
 
