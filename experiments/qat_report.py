@@ -97,6 +97,11 @@ def rerun_note(runs, floats_all, used):
             ". The change is from the float model the run started from.", ""]
 
 
+# the bit widths of the per-epoch views of the gradient estimators (table and
+# training curves; cnn, seed 1), by mode: retrained from float, from scratch
+EPOCH_VIEW_BITS = {"retrain": (3, 2), "scratch": (4, 3)}
+
+
 def fmt_pct(x):
     return f"{100 * x:.2f}"
 
@@ -567,10 +572,8 @@ def main():
 
     # gradient estimators: over seeds, then accuracy and the gradient norm (STE's growth)
     lines += estimators_table(runs)
-    # (seed 1: retrained from float at 3 and 2 bits, and from scratch at 4 and 3 bits)
-    est_bits = {"retrain": (3, 2), "scratch": (4, 3)}
     est = [r for r in runs.values() if r["final"]["clip"] == "octav" and seed_of(r) == "1"
-           and r["final"]["model"] == "cnn" and r["final"]["bits"] in est_bits[mode_of(r)] and "_traj" not in r["run"]
+           and r["final"]["model"] == "cnn" and r["final"]["bits"] in EPOCH_VIEW_BITS[mode_of(r)] and "_traj" not in r["run"]
            and r.get("epochs") and all(e.get("grad_norm_mean") is not None for e in r["epochs"])]
     if est:
         lines += ["### Gradient estimators: accuracy, clipped weights and gradient norm (cnn, OCTAV, seed 1)", "",
@@ -623,18 +626,18 @@ def main():
     colour = {("float", "float"): "#000000", ("max", "mad-pwl"): "#7b3294", ("octav", "ste"): "#d7191c",
               ("octav", "pwl"): "#f08c00", ("octav", "mad"): "#2c7bb6", ("octav", "mad-pwl"): "#1a9641"}
     dash = {32: 1, 8: 1, 6: 1, 4: 1, 3: 2, 2: 3}
-    rows = {"retrain": (3, 2), "scratch": (4, 3)}
-    plotted = {k: [] for k in rows}
+    plotted = {k: [] for k in EPOCH_VIEW_BITS}
     for r in order:
         f = r["final"]
         if not r.get("epochs") or f["model"] != "cnn" or seed_of(r) != "1" or "_traj" in r["run"]:
             continue
         if (f["clip"], f["grad"]) not in colour:
             continue
-        for k, bits in rows.items():
-            if (f["clip"] == "float" and r is floats_all[f["model"], "1"] and k == "scratch") or \
-                    (mode_of(r) == k and f["bits"] in bits):
-                plotted[k].append(r)
+        if f["clip"] == "float":   # the float run (10 epochs) goes with the from-scratch curves
+            if r is floats_all[f["model"], "1"]:
+                plotted["scratch"].append(r)
+        elif f["bits"] in EPOCH_VIEW_BITS[mode_of(r)]:
+            plotted[mode_of(r)].append(r)
     for k, rr in plotted.items():
         for r in rr:
             with open(os.path.join(tsv, r["run"] + ".tsv"), "w") as fh:
