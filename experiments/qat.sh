@@ -250,4 +250,19 @@ for b in 4 3; do
     run "cnn_w${b}_octav_${g}_scratch_s1" --model cnn --seed 1 --bits "$b" --clip octav --grad "$g"
   done
 done
+# 17. cnn from scratch at 8 and 6 bits (seed 1, 10 epochs as step 9):
+#    dynamic OCTAV against max-scaling, the from-scratch column of the cnn
+#    grid beyond the low bit widths
+for b in 8 6; do
+  for c in octav max; do
+    run "cnn_w${b}_${c}_madpwl_scratch_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl
+  done
+done
+# 18. resnet20 from scratch beyond OCTAV and max (seed 1, 5 epochs as step
+#    15): LSQ, then static OCTAV, at 4 and 3 bits
+for c in lsq static-octav; do
+  for b in 4 3; do
+    run "resnet20_w${b}_${c}_madpwl_scratch_s1" --model resnet20 --seed 1 --epochs 5 --bits "$b" --clip "$c" --grad mad-pwl
+  done
+done
 echo "results: $db" >&2
