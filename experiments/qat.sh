@@ -265,4 +265,12 @@ for c in lsq static-octav; do
     run "resnet20_w${b}_${c}_madpwl_scratch_s1" --model resnet20 --seed 1 --epochs 5 --bits "$b" --clip "$c" --grad mad-pwl
   done
 done
+# 19. resnet20 from scratch with the remaining clipping methods (seed 1, 5
+#    epochs as step 15): the percentile, the MSE sweep and PACT at 4 and 3
+#    bits, so that its from-scratch column has every method as cnn's has
+for c in percentile mse-sweep pact; do
+  for b in 4 3; do
+    run "resnet20_w${b}_${c}_madpwl_scratch_s1" --model resnet20 --seed 1 --epochs 5 --bits "$b" --clip "$c" --grad mad-pwl
+  done
+done
 echo "results: $db" >&2
