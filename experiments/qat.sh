@@ -273,4 +273,12 @@ for c in percentile mse-sweep pact; do
     run "resnet20_w${b}_${c}_madpwl_scratch_s1" --model resnet20 --seed 1 --epochs 5 --bits "$b" --clip "$c" --grad mad-pwl
   done
 done
+# 20. cnn from scratch at 8 and 6 bits with the other clipping methods
+#    (seed 1, 10 epochs as step 17, which has OCTAV and max): the percentile,
+#    the MSE sweep, PACT, LSQ and static OCTAV
+for b in 8 6; do
+  for c in percentile mse-sweep pact lsq static-octav; do
+    run "cnn_w${b}_${c}_madpwl_scratch_s1" --model cnn --seed 1 --bits "$b" --clip "$c" --grad mad-pwl
+  done
+done
 echo "results: $db" >&2
